@@ -1,0 +1,1 @@
+"""Everything that turns bytes on disk into batches: record formats, video decoding, sources, grain pipelines."""

@@ -1,0 +1,1 @@
+"""Entry points (train, eval, plan) and configs of lawm experiments."""

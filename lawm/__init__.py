@@ -1,0 +1,1 @@
+"""lawm: latent action world models in JAX (Garrido et al. 2026)."""

@@ -1,0 +1,97 @@
+"""Model configuration: the paper's defaults, a tiny preset for tests and CPU runs, and validation.
+
+Experiment configs (experiments/configs/*.py) start from `model_config()` and override fields; every
+field is checked by `validate_model_config` before any compute, with a one-line error naming it.
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+from lawm import regularizers
+from lawm.models.encoder import CAUSAL_MODES
+
+
+def model_config() -> ml_collections.ConfigDict:
+    """The paper's model: frozen V-JEPA 2-L encoder, 12 x 768 IDM, ViT-L world model, 128-d latents."""
+    return ml_collections.ConfigDict(
+        dict(
+            latent_dim=128,
+            normalize_states=True,  # layer-normalise each state token (no params): inputs and targets
+            encoder=dict(
+                width=1024,
+                depth=24,
+                num_heads=16,
+                mlp_ratio=4.0,
+                patch_size=16,
+                tubelet_size=2,
+                image_size=256,
+                causal="tubelet",
+            ),
+            idm=dict(width=768, depth=12, num_heads=12, mlp_ratio=4.0),
+            world_model=dict(width=1024, depth=24, num_heads=16, mlp_ratio=4.0, cond_dim=128),
+            # `name` picks the function in lawm.regularizers; other keys are its options (see the registry).
+            regularizer=dict(name="sparse", l1=0.01),
+        )
+    )
+
+
+def tiny_model_config() -> ml_collections.ConfigDict:
+    """A few-hundred-thousand-parameter model of the same shape, for tests and CPU runs (64 px input)."""
+    config = model_config()
+    config.latent_dim = 16
+    config.encoder.update(width=48, depth=2, num_heads=4, patch_size=16, image_size=64)
+    config.idm.update(width=48, depth=2, num_heads=4)
+    config.world_model.update(width=64, depth=2, num_heads=4, cond_dim=32)
+    return config
+
+
+def _positive_int(config, path: str):
+    value = config
+    for key in path.split("."):
+        value = value[key]
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ValueError(f"model.{path} must be a positive integer, got {value!r}")
+    return value
+
+
+def image_hw(encoder_config) -> tuple[int, int]:
+    size = encoder_config.image_size
+    return (size, size) if isinstance(size, int) else tuple(size)
+
+
+def validate_model_config(config) -> None:
+    """Raises ValueError naming the first bad field; returns None when the config can build a model."""
+    _positive_int(config, "latent_dim")
+    for part in ("encoder", "idm", "world_model"):
+        if part not in config:
+            raise ValueError(f"model.{part} is missing")
+        for field in ("width", "depth", "num_heads"):
+            _positive_int(config, f"{part}.{field}")
+        if config[part].width % config[part].num_heads:
+            raise ValueError(
+                f"model.{part}.width ({config[part].width}) is not divisible by "
+                f"model.{part}.num_heads ({config[part].num_heads})"
+            )
+    _positive_int(config, "world_model.cond_dim")
+    encoder = config.encoder
+    for field in ("patch_size", "tubelet_size"):
+        _positive_int(config, f"encoder.{field}")
+    if encoder.causal not in CAUSAL_MODES:
+        raise ValueError(f"model.encoder.causal must be one of {CAUSAL_MODES}, got {encoder.causal!r}")
+    for side in image_hw(encoder):
+        if not isinstance(side, int) or side <= 0 or side % encoder.patch_size:
+            raise ValueError(
+                f"model.encoder.image_size {encoder.image_size!r} must be positive multiples "
+                f"of encoder.patch_size ({encoder.patch_size})"
+            )
+    if "name" not in config.regularizer:
+        raise ValueError("model.regularizer.name is missing")
+    regularizers.get(config.regularizer.name)
+    regularizer_options(config.regularizer)
+
+
+def regularizer_options(regularizer_config):
+    """(apply kwargs, init kwargs, trainer kwargs) of a regularizer config; unknown options raise."""
+    options = {k: v for k, v in regularizer_config.items() if k != "name"}
+    return regularizers.split_hparams(regularizer_config.name, options)

@@ -1,0 +1,1 @@
+"""Models: layers, the frozen encoder, the inverse dynamics model and the world model."""

@@ -1,0 +1,66 @@
+"""Inverse dynamics model g_phi: z_t = g(s_t, s_{t+1}), one raw latent per consecutive pair of states.
+
+Dimension keys: B batch, T state steps, N tokens per step (an h x w grid), E state dim, D width, R raw dim.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from lawm.models import layers
+
+
+class InverseDynamics(nnx.Module):
+    """A ViT over the 2N tokens of (s_t, s_{t+1}) plus one learned readout token.
+
+    Tokens get spatial RoPE (their (h, w) position; both states share the grid) and a learned
+    "which step" embedding; the readout token's final feature -> Linear -> the raw latent (R dims;
+    the regularizer decides what R is, e.g. 2 x latent_dim for mean and log-variance). All T-1 pairs
+    of a clip run as one batch, so z_t can depend on s_t and s_{t+1} only.
+    """
+
+    def __init__(
+        self,
+        *,
+        state_dim: int,
+        out_dim: int,
+        width: int = 768,
+        depth: int = 12,
+        num_heads: int = 12,
+        mlp_ratio: float = 4.0,
+        dtype=None,
+        param_dtype=jnp.float32,
+        rngs: nnx.Rngs,
+    ):
+        kw = dict(dtype=dtype, param_dtype=param_dtype, rngs=rngs)
+        init = layers.default_kernel_init()
+        self.embed = nnx.Linear(state_dim, width, kernel_init=init, **kw)
+        self.step_embed = nnx.Param(init(rngs.params(), (2, width), param_dtype))
+        self.readout_token = nnx.Param(init(rngs.params(), (1, width), param_dtype))
+        self.blocks = nnx.List(
+            [layers.Block(width, num_heads, mlp_ratio=mlp_ratio, **kw) for _ in range(depth)]
+        )
+        self.norm = layers.layer_norm(width, **kw)
+        self.head = nnx.Linear(width, out_dim, kernel_init=init, **kw)
+
+    def __call__(self, states_BTNE, grid_hw: tuple[int, int]):
+        """States (B, T, N, E) -> raw latents (B, T-1, R); output t is inferred from s_t and s_{t+1} only."""
+        B, T, N, _ = states_BTNE.shape
+        pairs = jnp.stack([states_BTNE[:, :-1], states_BTNE[:, 1:]], axis=2)  # (B, T-1, 2, N, E)
+        if N != grid_hw[0] * grid_hw[1]:
+            raise ValueError(f"{N} tokens per state do not form the grid {grid_hw}")
+        x = self.embed(pairs)
+        x = (x + self.step_embed[None, None, :, None, :].astype(x.dtype)).reshape(B * (T - 1), 2 * N, -1)
+        readout = jnp.broadcast_to(self.readout_token[None], (x.shape[0], 1, x.shape[-1])).astype(x.dtype)
+        x = jnp.concatenate([readout, x], axis=1)
+
+        grid = layers.token_positions(
+            1, *grid_hw
+        )  # (N, 3), time position 0: order is the step embedding's job
+        positions = np.concatenate([np.zeros((1, 3), np.int32), grid, grid])
+        rope = layers.rope_tables(positions, self.blocks[0].attention.head_dim)
+        for block in self.blocks:
+            x = block(x, rope)
+        return self.head(self.norm(x[:, 0])).reshape(B, T - 1, -1)

@@ -1,0 +1,202 @@
+"""Transformer building blocks shared by the encoder, the inverse dynamics model and the world model.
+
+Dimension keys: B batch, L tokens in a sequence, T time steps, N tokens per step (L = T*N),
+D width, H attention heads, K head dim, C conditioning dim.
+
+Tokens of a video are always flattened in (time, height, width) order, as V-JEPA 2's Conv3d patch
+embedding does; positions for RoPE come from the actual token grid, so any grid size works.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+LAYER_NORM_EPS = 1e-6  # V-JEPA 2's value; used everywhere for consistency
+ROPE_BASE = 10000.0
+
+
+def default_kernel_init():
+    return nnx.initializers.truncated_normal(stddev=0.02)
+
+
+# ------------------------------------------------------------------------------------------------
+# 3D rotary position embedding (V-JEPA 2 layout)
+# ------------------------------------------------------------------------------------------------
+def token_positions(steps: int, height: int, width: int) -> np.ndarray:
+    """(t, h, w) position of every token of a (steps, height, width) grid, flattened in that order: (L, 3)."""
+    t, h, w = np.meshgrid(np.arange(steps), np.arange(height), np.arange(width), indexing="ij")
+    return np.stack([t.ravel(), h.ravel(), w.ravel()], axis=-1).astype(np.int32)
+
+
+def rope_axis_dim(head_dim: int) -> int:
+    """Dims rotated per axis: 2*((K//3)//2), as V-JEPA 2; the K - 3*that leftover dims stay unrotated."""
+    return 2 * ((head_dim // 3) // 2)
+
+
+def rope_tables(positions_L3, head_dim: int) -> tuple[jax.Array, jax.Array]:
+    """cos/sin tables (L, 3*axis_dim) for `apply_rope`.
+
+    Reproduces the reference exactly, quirk included: for each axis the frequencies
+    w_i = 1/10000**(i/(d/2)), i < d/2, are *tiled* [w_0..w_{d/2-1}, w_0..w_{d/2-1}] over the axis's d dims
+    while rotation pairs adjacent dims (2j, 2j+1), so pair j does not get frequency j. The released weights
+    were trained this way (facebookresearch/vjepa2 `rotate_queries_or_keys`, copied by transformers).
+    """
+    d = rope_axis_dim(head_dim)
+    positions_L3 = jnp.asarray(positions_L3, jnp.float32)
+    omega = 1.0 / ROPE_BASE ** (jnp.arange(d // 2, dtype=jnp.float32) / (d / 2.0))
+    freqs = [positions_L3[:, axis, None] * omega for axis in range(3)]  # 3 x (L, d/2)
+    angles_LR = jnp.concatenate([jnp.tile(f, (1, 2)) for f in freqs], axis=-1)
+    return jnp.cos(angles_LR), jnp.sin(angles_LR)
+
+
+def apply_rope(x_BLHK, cos_LR, sin_LR):
+    """Rotates the first R = 3*axis_dim head dims of x by the tables; the rest pass through unchanged."""
+    rotated_dims = cos_LR.shape[-1]
+    x_rot, x_pass = x_BLHK[..., :rotated_dims], x_BLHK[..., rotated_dims:]
+    pairs = x_rot.reshape(*x_rot.shape[:-1], rotated_dims // 2, 2)
+    partner = jnp.stack([-pairs[..., 1], pairs[..., 0]], axis=-1).reshape(x_rot.shape)
+    cos = cos_LR[:, None, :].astype(x_BLHK.dtype)
+    sin = sin_LR[:, None, :].astype(x_BLHK.dtype)
+    return jnp.concatenate([x_rot * cos + partner * sin, x_pass], axis=-1)
+
+
+def block_causal_mask(step_of_token_L) -> jax.Array:
+    """(L, L) boolean mask: a token at step t attends to every token at steps <= t (full within a step)."""
+    step = jnp.asarray(step_of_token_L)
+    return step[:, None] >= step[None, :]
+
+
+# ------------------------------------------------------------------------------------------------
+# Layers
+# ------------------------------------------------------------------------------------------------
+class Attention(nnx.Module):
+    """Multi-head self-attention, optional RoPE and boolean mask, fused by jax.nn.dot_product_attention."""
+
+    def __init__(
+        self,
+        width: int,
+        num_heads: int,
+        *,
+        qkv_bias: bool = True,
+        dtype=None,
+        param_dtype=jnp.float32,
+        rngs: nnx.Rngs,
+    ):
+        if width % num_heads:
+            raise ValueError(f"width {width} is not divisible by num_heads {num_heads}")
+        self.num_heads = num_heads
+        self.head_dim = width // num_heads
+        linear = dict(dtype=dtype, param_dtype=param_dtype, kernel_init=default_kernel_init(), rngs=rngs)
+        # Separate q/k/v projections mirror the V-JEPA 2 checkpoint layout, so weights import one to one.
+        self.query = nnx.Linear(width, width, use_bias=qkv_bias, **linear)
+        self.key = nnx.Linear(width, width, use_bias=qkv_bias, **linear)
+        self.value = nnx.Linear(width, width, use_bias=qkv_bias, **linear)
+        self.proj = nnx.Linear(width, width, **linear)
+
+    def __call__(self, x_BLD, rope=None, mask_LL=None):
+        B, L, D = x_BLD.shape
+        split = lambda y: y.reshape(B, L, self.num_heads, self.head_dim)  # noqa: E731
+        q, k, v = split(self.query(x_BLD)), split(self.key(x_BLD)), split(self.value(x_BLD))
+        if rope is not None:
+            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+        mask = None if mask_LL is None else mask_LL[None, None]
+        out_BLHK = jax.nn.dot_product_attention(q, k, v, mask=mask)
+        return self.proj(out_BLHK.reshape(B, L, D))
+
+
+class Mlp(nnx.Module):
+    """Linear -> exact (erf) GELU -> Linear. V-JEPA 2 uses the exact GELU; jax's default is the tanh one."""
+
+    def __init__(self, width: int, hidden: int, *, dtype=None, param_dtype=jnp.float32, rngs: nnx.Rngs):
+        linear = dict(dtype=dtype, param_dtype=param_dtype, kernel_init=default_kernel_init(), rngs=rngs)
+        self.fc1 = nnx.Linear(width, hidden, **linear)
+        self.fc2 = nnx.Linear(hidden, width, **linear)
+
+    def __call__(self, x):
+        return self.fc2(jax.nn.gelu(self.fc1(x), approximate=False))
+
+
+def layer_norm(width: int, *, affine: bool = True, dtype=None, param_dtype=jnp.float32, rngs: nnx.Rngs):
+    return nnx.LayerNorm(
+        width,
+        epsilon=LAYER_NORM_EPS,
+        use_bias=affine,
+        use_scale=affine,
+        dtype=dtype,
+        param_dtype=param_dtype,
+        rngs=rngs,
+    )
+
+
+class Block(nnx.Module):
+    """Pre-LN transformer block: x + Attn(LN(x)), then x + MLP(LN(x))."""
+
+    def __init__(
+        self,
+        width: int,
+        num_heads: int,
+        *,
+        mlp_ratio: float = 4.0,
+        qkv_bias: bool = True,
+        dtype=None,
+        param_dtype=jnp.float32,
+        rngs: nnx.Rngs,
+    ):
+        kw = dict(dtype=dtype, param_dtype=param_dtype, rngs=rngs)
+        self.norm1 = layer_norm(width, **kw)
+        self.attention = Attention(width, num_heads, qkv_bias=qkv_bias, **kw)
+        self.norm2 = layer_norm(width, **kw)
+        self.mlp = Mlp(width, int(width * mlp_ratio), **kw)
+
+    def __call__(self, x_BLD, rope=None, mask_LL=None):
+        x_BLD = x_BLD + self.attention(self.norm1(x_BLD), rope, mask_LL)
+        return x_BLD + self.mlp(self.norm2(x_BLD))
+
+
+class AdaLNZeroBlock(nnx.Module):
+    """Pre-LN block with frame-wise AdaLN-zero conditioning (DiT, adapted per time step).
+
+    Each step t has its own conditioning vector c_t; an MLP (SiLU -> Linear) maps it to
+    shift/scale/gate for attention and MLP, broadcast over that step's N tokens:
+        x += gate_a * Attn(LN(x) * (1 + scale_a) + shift_a)
+        x += gate_m * MLP(LN(x) * (1 + scale_m) + shift_m)
+    The modulation Linear starts at zero, so at initialisation every block is the identity and the model's
+    output does not depend on c.
+    """
+
+    def __init__(
+        self,
+        width: int,
+        num_heads: int,
+        cond_dim: int,
+        *,
+        mlp_ratio: float = 4.0,
+        dtype=None,
+        param_dtype=jnp.float32,
+        rngs: nnx.Rngs,
+    ):
+        kw = dict(dtype=dtype, param_dtype=param_dtype, rngs=rngs)
+        self.norm1 = layer_norm(width, affine=False, **kw)
+        self.attention = Attention(width, num_heads, **kw)
+        self.norm2 = layer_norm(width, affine=False, **kw)
+        self.mlp = Mlp(width, int(width * mlp_ratio), **kw)
+        self.modulation = nnx.Linear(cond_dim, 6 * width, kernel_init=nnx.initializers.zeros_init(), **kw)
+
+    def __call__(self, x_BLD, cond_BTC, rope=None, mask_LL=None):
+        B, L, D = x_BLD.shape
+        T = cond_BTC.shape[1]
+        if L % T:
+            raise ValueError(f"{L} tokens do not split into {T} conditioned steps")
+
+        def per_token(m_BTD):  # (B, T, D) -> (B, L, D): step t's value repeated over its L/T tokens
+            return jnp.repeat(m_BTD, L // T, axis=1)
+
+        mods = jnp.split(self.modulation(jax.nn.silu(cond_BTC)), 6, axis=-1)
+        shift_a, scale_a, gate_a, shift_m, scale_m, gate_m = map(per_token, mods)
+        h = self.norm1(x_BLD) * (1 + scale_a) + shift_a
+        x_BLD = x_BLD + gate_a * self.attention(h, rope, mask_LL)
+        h = self.norm2(x_BLD) * (1 + scale_m) + shift_m
+        return x_BLD + gate_m * self.mlp(h)

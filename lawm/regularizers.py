@@ -1,0 +1,261 @@
+"""Latent-action regularizers: turn the IDM's raw output into the latent action z and a loss.
+
+Every regularizer is a pure function
+
+    fn(raw, params, *, rng, train, **hparams) -> (z, loss, metrics)
+
+- ``raw``: ``(..., R)``; all leading dims are flattened into N latents for statistics, so under a
+  sharded jit the statistics are over the global batch (B x (T-1)).
+- ``params``: trainable regularizer params (``{}`` except ``discrete``: ``{"codebook": (K, L)}``).
+- ``z``: ``(..., L)``; ``loss``: float32 scalar; ``metrics``: float32 scalars (``discrete`` adds
+  ``code_counts``, int32 ``(K,)``), always including :func:`latent_stats` of z.
+
+See DESIGN.md §3 and PAPER.md §5.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+
+# |z| below this counts as "zero" in the near_zero_frac metric (sparse latents are only approximately 0).
+NEAR_ZERO_THRESHOLD = 1e-2
+# noisy: exp(20) ~ 5e8 keeps sigma^2 finite in float32/bf16 and exp(-30) ~ 1e-13 keeps the KL's
+# -logvar term from exploding; the IDM's readout can otherwise emit extreme values early in training.
+LOGVAR_MIN, LOGVAR_MAX = -30.0, 20.0
+# sparse: added to the variance under the sqrt so its gradient stays finite for a collapsed dim (VICReg).
+VAR_EPS = 1e-4
+# Regularizer statistics are cheap; full float32 matmuls keep them (and VQ's argmin) exact on GPU/TPU.
+_HIGHEST = jax.lax.Precision.HIGHEST
+
+
+def _flat(x):
+    """(..., D) -> (N, D) float32."""
+    return x.reshape(-1, x.shape[-1]).astype(jnp.float32)
+
+
+def _safe_norm(x_ND):
+    """Row L2 norms (N,) with gradient 0 (not NaN) at an all-zero row."""
+    sq_N = jnp.sum(x_ND * x_ND, axis=-1)
+    pos_N = sq_N > 0
+    return jnp.where(pos_N, jnp.sqrt(jnp.where(pos_N, sq_N, 1.0)), 0.0)
+
+
+def latent_stats(z):
+    """Shared statistics of latents z (..., L): mean L1 norm, mean L2 norm, fraction of near-zero entries."""
+    z_NL = _flat(z)
+    return {
+        "l1": jnp.mean(jnp.sum(jnp.abs(z_NL), axis=-1)),
+        "l2": jnp.mean(_safe_norm(z_NL)),
+        "near_zero_frac": jnp.mean((jnp.abs(z_NL) < NEAR_ZERO_THRESHOLD).astype(jnp.float32)),
+    }
+
+
+def none(raw, params, *, rng, train):
+    """Unconstrained baseline: z = raw, no loss (the IDM can leak the whole next state; it should cheat)."""
+    del params, rng, train
+    return raw, jnp.zeros((), jnp.float32), latent_stats(raw)
+
+
+def deterministic(raw, params, *, rng, train):
+    """No-action baseline: z = 0, so the world model must predict from past states alone."""
+    del params, rng, train
+    z = jnp.zeros_like(raw)
+    return z, jnp.zeros((), jnp.float32), latent_stats(z)
+
+
+def sparse(raw, params, *, rng, train, l1=0.01, l2=1.0, var=0.1, cov=0.001, mean=0.1):
+    """Energy + VCM sparsity regularizer (PAPER.md §5.1); z = raw.
+
+    With Z = raw_ND (N latents x D dims), computed in float32:
+
+        E(z)     = l2 * max(sqrt(D) - ||z||_2, 0) + l1 * ||z||_1
+        variance = var  * (1/D) sum_d max(1 - sqrt(Var_d + 1e-4), 0)        (unbiased Var)
+        cov.     = cov  * (1/(D(D-1))) sum_{i!=j} C_ij^2                     (unbiased covariance C)
+        mean     = mean * (1/D) sum_d (mean_n Z_nd)^2
+        loss     = variance + cov. + mean + mean_n E(Z_n)
+
+    Two deliberate deviations from the formulas as printed:
+      1. E uses ||z||_2, not ||z||_2^2: with unit variance per dim ||z||_2^2 ~ D >> sqrt(D), so the
+         printed hinge would never be active and could not stop the norm from shrinking.
+      2. The mean term squares the per-dim means; the printed (1/(ND)) sum_ij Z_ij is linear and
+         unbounded below (the model could drive it to -inf by shifting every entry down).
+    """
+    del params, rng, train
+    z_ND = _flat(raw)
+    n, d = z_ND.shape
+    energy = jnp.mean(
+        l2 * jnp.maximum(jnp.sqrt(float(d)) - _safe_norm(z_ND), 0.0) + l1 * jnp.sum(jnp.abs(z_ND), axis=-1)
+    )
+    mean_D = jnp.mean(z_ND, axis=0)
+    zc_ND = z_ND - mean_D
+    # max(., 1) keeps a single-latent batch finite instead of NaN; the terms are meaningless there anyway.
+    cov_DD = jnp.matmul(zc_ND.T, zc_ND, precision=_HIGHEST) / max(n - 1, 1)
+    var_D = jnp.diagonal(cov_DD)
+    std_D = jnp.sqrt(var_D + VAR_EPS)
+    variance_loss = var * jnp.mean(jnp.maximum(1.0 - std_D, 0.0))
+    off_diag_sq = jnp.sum(cov_DD**2) - jnp.sum(var_D**2)
+    covariance_loss = cov * off_diag_sq / max(d * (d - 1), 1)
+    mean_loss = mean * jnp.mean(mean_D**2)
+    loss = variance_loss + covariance_loss + mean_loss + energy
+    metrics = latent_stats(raw) | {
+        "energy": energy,
+        "variance_loss": variance_loss,
+        "covariance_loss": covariance_loss,
+        "mean_loss": mean_loss,
+        "std_mean": jnp.mean(jnp.sqrt(var_D)),
+    }
+    return raw, loss.astype(jnp.float32), metrics
+
+
+def noisy(raw, params, *, rng, train, beta=5e-5):
+    """VAE-like regularizer (PAPER.md §5.2): raw (..., 2L) = [mu, logvar]; loss = beta*KL(N(mu,s^2)||N(0,1)).
+
+    train: z = mu + exp(logvar/2) * eps (reparameterised), eps = jax.random.normal(rng, mu.shape, float32),
+    i.e. ``rng`` is used directly (not split) for the one draw; eval (train=False): z = mu exactly.
+    KL = 0.5 * sum_L (mu^2 + exp(logvar) - 1 - logvar), summed over the L dims, averaged over latents.
+    The paper prints -beta * KL (an ELBO sign convention / typo); as a loss to minimise it enters with +beta.
+    """
+    del params
+    if raw.shape[-1] % 2:
+        raise ValueError(f"noisy needs an even raw dim (mean and log-variance), got {raw.shape[-1]}")
+    half = raw.shape[-1] // 2
+    mu = raw[..., :half]
+    mu_NL = _flat(mu)
+    logvar_NL = jnp.clip(_flat(raw[..., half:]), LOGVAR_MIN, LOGVAR_MAX)
+    sigma_NL = jnp.exp(0.5 * logvar_NL)
+    if train:
+        if rng is None:
+            raise ValueError("noisy regularizer needs an rng when train=True")
+        eps = jax.random.normal(rng, mu.shape, jnp.float32)
+        z = (mu.astype(jnp.float32) + sigma_NL.reshape(mu.shape) * eps).astype(raw.dtype)
+    else:
+        z = mu
+    kl = jnp.mean(0.5 * jnp.sum(mu_NL**2 + jnp.exp(logvar_NL) - 1.0 - logvar_NL, axis=-1))
+    metrics = latent_stats(z) | {"kl": kl, "sigma_mean": jnp.mean(sigma_NL)}
+    return z, (beta * kl).astype(jnp.float32), metrics
+
+
+def discrete(raw, params, *, rng, train, commitment=0.25):
+    """Vector quantisation as in UniVLA (PAPER.md §5.3): raw (..., L) -> nearest code of codebook (K, L).
+
+    z = raw + sg(e - raw) (straight-through: dz/draw = I, no codebook gradient through z);
+    loss = mean((sg(raw) - e)^2) + commitment * mean((raw - sg(e))^2), means over all elements, so the
+    codebook learns only from the first (codebook) term. metrics["code_counts"] (K,) int32 counts how many
+    latents picked each code in this call; the trainer accumulates it for :func:`reset_dead_codes`.
+    """
+    del rng, train
+    codebook_KL = params["codebook"]
+    k, dim = codebook_KL.shape
+    if raw.shape[-1] != dim:
+        raise ValueError(f"discrete: raw dim {raw.shape[-1]} != codebook dim {dim}")
+    x_NL = _flat(raw)
+    cb_KL = codebook_KL.astype(jnp.float32)
+    # ||x - e||^2 = ||x||^2 - 2 x.e + ||e||^2, without materialising an (N, K, L) tensor.
+    dist_NK = (
+        jnp.sum(x_NL**2, axis=-1, keepdims=True)
+        - 2.0 * jnp.matmul(x_NL, cb_KL.T, precision=_HIGHEST)
+        + jnp.sum(cb_KL**2, axis=-1)
+    )
+    idx_N = jnp.argmin(jax.lax.stop_gradient(dist_NK), axis=-1)
+    e_NL = cb_KL[idx_N]
+    e = e_NL.reshape(raw.shape)
+    z = raw + jax.lax.stop_gradient(e.astype(raw.dtype) - raw)
+    codebook_loss = jnp.mean((jax.lax.stop_gradient(x_NL) - e_NL) ** 2)
+    commitment_loss = commitment * jnp.mean((x_NL - jax.lax.stop_gradient(e_NL)) ** 2)
+    counts_K = jnp.bincount(idx_N, length=k).astype(jnp.int32)
+    p_K = counts_K.astype(jnp.float32) / x_NL.shape[0]
+    # 0 * log 0 = 0; the inner where keeps log away from 0.
+    entropy = -jnp.sum(jnp.where(p_K > 0, p_K * jnp.log(jnp.where(p_K > 0, p_K, 1.0)), 0.0))
+    metrics = latent_stats(z) | {
+        "codebook_loss": codebook_loss,
+        "commitment_loss": commitment_loss,
+        "code_usage": jnp.mean((counts_K > 0).astype(jnp.float32)),
+        "perplexity": jnp.exp(entropy),
+        "code_counts": counts_K,
+    }
+    return z, (codebook_loss + commitment_loss).astype(jnp.float32), metrics
+
+
+def init_codebook(rng, codebook_size, latent_dim):
+    """Codebook (K, L) float32 ~ U(-1/K, 1/K), as UniVLA."""
+    bound = 1.0 / codebook_size
+    return jax.random.uniform(rng, (codebook_size, latent_dim), jnp.float32, -bound, bound)
+
+
+def reset_dead_codes(codebook, counts, latents, rng):
+    """Re-seed codes with accumulated count 0 from latents drawn uniformly (with replacement).
+
+    codebook (K, L), counts (K,), latents (..., L) -> (new_codebook (K, L), num_reset int32 scalar).
+    Used codes are returned bit-identical. Jittable: a fixed-size draw for every code, selected by where.
+    """
+    lat_NL = jax.lax.stop_gradient(latents).reshape(-1, latents.shape[-1])
+    pick_K = jax.random.randint(rng, (codebook.shape[0],), 0, lat_NL.shape[0])
+    dead_K = counts == 0
+    new = jnp.where(dead_K[:, None], lat_NL[pick_K].astype(codebook.dtype), codebook)
+    return new, jnp.sum(dead_K).astype(jnp.int32)
+
+
+def _no_params(rng, latent_dim):
+    del rng, latent_dim
+    return {}
+
+
+def _init_discrete(rng, latent_dim, codebook_size=1024):
+    return {"codebook": init_codebook(rng, codebook_size, latent_dim)}
+
+
+@dataclasses.dataclass(frozen=True)
+class Regularizer:
+    apply: Callable
+    raw_dim_factor: int = 1  # raw dim = factor * latent_dim; noisy needs 2 (mean and log-variance)
+    init_params: Callable = _no_params  # (rng, latent_dim, **hparams) -> params dict
+    trainer_keys: tuple[str, ...] = ()  # config keys consumed by the trainer, not by apply/init_params
+
+
+REGULARIZERS: dict[str, Regularizer] = {
+    "none": Regularizer(none),
+    "deterministic": Regularizer(deterministic),
+    "sparse": Regularizer(sparse),
+    "noisy": Regularizer(noisy, raw_dim_factor=2),
+    "discrete": Regularizer(discrete, init_params=_init_discrete, trainer_keys=("reset_every",)),
+}
+
+
+def get(name):
+    """The registered Regularizer called `name`; ValueError listing the valid names otherwise."""
+    if name not in REGULARIZERS:
+        raise ValueError(f"unknown regularizer {name!r} (valid: {', '.join(REGULARIZERS)})")
+    return REGULARIZERS[name]
+
+
+def _keywords(fn, skip):
+    kinds = (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    params = inspect.signature(fn).parameters.values()
+    return [p.name for p in params if p.kind in kinds and p.name not in skip]
+
+
+def split_hparams(name, config_dict):
+    """Route a regularizer config (minus "name") to (apply_kwargs, init_kwargs, trainer_kwargs).
+
+    A key accepted by several consumers goes to each; a key accepted by none raises ValueError.
+    """
+    reg = get(name)
+    apply_keys = _keywords(reg.apply, ("raw", "params", "rng", "train"))
+    init_keys = _keywords(reg.init_params, ("rng", "latent_dim"))
+    apply_kw, init_kw, trainer_kw = {}, {}, {}
+    for key, value in config_dict.items():
+        if key not in apply_keys and key not in init_keys and key not in reg.trainer_keys:
+            valid = ", ".join([*apply_keys, *init_keys, *reg.trainer_keys]) or "none"
+            raise ValueError(f"regularizer {name!r} has no option {key!r} (valid: {valid})")
+        if key in apply_keys:
+            apply_kw[key] = value
+        if key in init_keys:
+            init_kw[key] = value
+        if key in reg.trainer_keys:
+            trainer_kw[key] = value
+    return apply_kw, init_kw, trainer_kw

@@ -1,0 +1,201 @@
+"""The latent action world model as pure functions of a params dict.
+
+    video -> frozen encoder -> states s_0..s_{T-1}
+    (s_t, s_{t+1}) -> inverse dynamics -> raw latent -> regularizer -> z_t
+    s_{0..t}, z_{0..t} -> world model -> prediction of s_{t+1}
+    loss = mean |prediction - s_{t+1}| over all t (teacher forcing) + regularizer loss
+
+Params are a plain nested dict {"encoder", "idm", "world_model", "regularizer"} of arrays, so the trainer,
+the evaluators and the planner jit, shard, checkpoint and optimise them like any pytree. The encoder's
+entry is frozen: its output goes through stop_gradient and the trainer gives it no optimiser state.
+
+Dimension keys: B batch, F frames, T state steps, N tokens per step, E state dim, L latent dim.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from lawm import config as config_lib
+from lawm import regularizers
+from lawm.models import layers
+from lawm.models.encoder import VideoEncoder, normalize_video
+from lawm.models.idm import InverseDynamics
+from lawm.models.world_model import WorldModel
+
+Params = dict[str, Any]
+TRAINABLE = ("idm", "world_model", "regularizer")
+
+
+def normalize_states(states):
+    """Parameter-free LayerNorm over each token's features (in float32)."""
+    states = states.astype(jnp.float32)
+    mean = states.mean(-1, keepdims=True)
+    var = jnp.square(states - mean).mean(-1, keepdims=True)
+    return (states - mean) * jax.lax.rsqrt(var + layers.LAYER_NORM_EPS)
+
+
+class System:
+    """Frozen encoder + IDM + regularizer + world model, built from a model config (lawm.config)."""
+
+    def __init__(self, model_config):
+        config_lib.validate_model_config(model_config)
+        self.config = model_config
+        self.regularizer = regularizers.get(model_config.regularizer.name)
+        self.regularizer_kwargs, self.regularizer_init_kwargs, _ = config_lib.regularizer_options(
+            model_config.regularizer
+        )
+        enc, idm, wm = model_config.encoder, model_config.idm, model_config.world_model
+        h, w = config_lib.image_hw(enc)
+        self.grid_hw = (h // enc.patch_size, w // enc.patch_size)
+        self._builders = {
+            "encoder": functools.partial(
+                VideoEncoder,
+                width=enc.width,
+                depth=enc.depth,
+                num_heads=enc.num_heads,
+                mlp_ratio=enc.mlp_ratio,
+                patch_size=enc.patch_size,
+                tubelet_size=enc.tubelet_size,
+                causal=enc.causal,
+            ),
+            "idm": functools.partial(
+                InverseDynamics,
+                state_dim=enc.width,
+                out_dim=model_config.latent_dim * self.regularizer.raw_dim_factor,
+                width=idm.width,
+                depth=idm.depth,
+                num_heads=idm.num_heads,
+                mlp_ratio=idm.mlp_ratio,
+            ),
+            "world_model": functools.partial(
+                WorldModel,
+                state_dim=enc.width,
+                latent_dim=model_config.latent_dim,
+                width=wm.width,
+                depth=wm.depth,
+                num_heads=wm.num_heads,
+                mlp_ratio=wm.mlp_ratio,
+                cond_dim=wm.cond_dim,
+            ),
+        }
+        # Graph definitions from abstract modules: nothing is allocated here.
+        self._graphdefs = {
+            name: nnx.split(nnx.eval_shape(lambda b=build: b(rngs=nnx.Rngs(0))))[0]
+            for name, build in self._builders.items()
+        }
+
+    # -- parameters ------------------------------------------------------------------------------
+    def init(self, rng) -> Params:
+        """Random-init params. Pure in `rng`: jit it with out_shardings to create them already sharded."""
+        names = [*self._builders, "regularizer"]
+        keys = dict(zip(names, jax.random.split(rng, len(names)), strict=True))
+        params = {
+            name: nnx.split(build(rngs=nnx.Rngs(keys[name])))[1].to_pure_dict()
+            for name, build in self._builders.items()
+        }
+        params["regularizer"] = self.regularizer.init_params(
+            keys["regularizer"], self.config.latent_dim, **self.regularizer_init_kwargs
+        )
+        return params
+
+    def param_counts(self) -> dict[str, int]:
+        """Parameters per part, from shapes only (jax.eval_shape: no allocation)."""
+        shapes = jax.eval_shape(self.init, jax.random.key(0))
+        return {name: sum(x.size for x in jax.tree.leaves(tree)) for name, tree in shapes.items()}
+
+    def _module(self, name: str, params: Params):
+        return nnx.merge(self._graphdefs[name], params[name])
+
+    # -- the pieces --------------------------------------------------------------------------------
+    def encode(self, params: Params, video_BFHWC):
+        """uint8 video (B, F, H, W, 3) -> frozen states (B, T, N, E), normalised if the config says so."""
+        states = self._module("encoder", params)(normalize_video(video_BFHWC))
+        states = jax.lax.stop_gradient(states)
+        return normalize_states(states) if self.config.normalize_states else states
+
+    def regularized_latents(self, params: Params, states_BTNE, *, rng=None, train: bool = False):
+        """States -> (z (B, T-1, L), regularizer loss, regularizer metrics, raw IDM output)."""
+        raw = self._module("idm", params)(states_BTNE, self.grid_hw)
+        z, loss, metrics = self.regularizer.apply(
+            raw, params["regularizer"], rng=rng, train=train, **self.regularizer_kwargs
+        )
+        return z, loss, metrics, raw
+
+    def infer_latents(self, params: Params, states_BTNE, *, rng=None, train: bool = False):
+        """The latent action z_t of each transition s_t -> s_{t+1}: (B, T-1, L). Eval mode by default."""
+        return self.regularized_latents(params, states_BTNE, rng=rng, train=train)[0]
+
+    def predict(self, params: Params, states_BTNE, latents_BTL):
+        """Teacher-forced predictions: output t is the prediction of s_{t+1} from s_{0..t}, z_{0..t}."""
+        return self._module("world_model", params)(states_BTNE, latents_BTL, self.grid_hw)
+
+    def predict_next(self, params: Params, context_BCNE, latents_BCL):
+        """The state after the context, given one latent per context step: (B, N, E)."""
+        return self.predict(params, context_BCNE, latents_BCL)[:, -1]
+
+    def rollout(self, params: Params, context_BCNE, latents_BKL, steps: int):
+        """Autoregressive rollout: `steps` predicted states (B, steps, N, E) after C context states.
+
+        latents_BKL holds z_0..z_{C+steps-2}: one per context step, then one per predicted step except the
+        last. Each prediction is fed back as the next input. The sequence buffer has a fixed length (the
+        block-causal mask keeps the not-yet-filled tail from mattering), so the loop compiles once.
+        """
+        B, C, N, E = context_BCNE.shape
+        length = C + steps - 1
+        if latents_BKL.shape[1] != length:
+            raise ValueError(
+                f"rollout of {steps} steps after {C} context states needs {length} latents, "
+                f"got {latents_BKL.shape[1]}"
+            )
+        buffer = jnp.concatenate([context_BCNE, jnp.zeros((B, steps - 1, N, E), context_BCNE.dtype)], axis=1)
+
+        def step(i, carry):
+            buffer, out = carry
+            prediction = self.predict(params, buffer, latents_BKL)[:, C - 1 + i]
+            # The last prediction is never an input; clamping its slot keeps the write in bounds.
+            buffer = jax.lax.dynamic_update_index_in_dim(
+                buffer, prediction.astype(buffer.dtype), jnp.minimum(C + i, length - 1), axis=1
+            )
+            return buffer, jax.lax.dynamic_update_index_in_dim(out, prediction, i, axis=1)
+
+        out = jnp.zeros((B, steps, N, E), jnp.float32)
+        return jax.lax.fori_loop(0, steps, step, (buffer, out))[1]
+
+    # -- training ------------------------------------------------------------------------------------
+    def states_of(self, params: Params, batch):
+        """A batch carries either `video` (uint8 frames) or precomputed `states` (already normalised)."""
+        return batch["states"] if "states" in batch else self.encode(params, batch["video"])
+
+    def loss_fn(self, params: Params, batch, rng, train: bool = True):
+        """Teacher-forced L1 over all steps + regularizer loss. Returns (loss, aux).
+
+        aux["metrics"]: float32 scalars to log. aux["code_counts"] / aux["raw_latents"]: only for
+        regularizers with a codebook, for the trainer's dead-code reset.
+        """
+        states = self.states_of(params, batch)
+        z, reg_loss, reg_metrics, raw = self.regularized_latents(params, states, rng=rng, train=train)
+        predictions = self.predict(params, states[:, :-1], z)
+        targets = states[:, 1:].astype(jnp.float32)
+        prediction_loss = jnp.abs(predictions.astype(jnp.float32) - targets).mean()
+        loss = prediction_loss + reg_loss
+        metrics = {
+            "loss": loss,
+            "prediction_loss": prediction_loss,
+            "regularizer_loss": reg_loss,
+            # The copy-last-state baseline: what a model that predicts "nothing moves" would score.
+            "copy_last_l1": jnp.abs(states[:, :-1].astype(jnp.float32) - targets).mean(),
+        }
+        aux = {}
+        if "code_counts" in reg_metrics:
+            reg_metrics = dict(reg_metrics)
+            aux["code_counts"] = reg_metrics.pop("code_counts")
+            aux["raw_latents"] = raw
+        metrics.update({f"latent/{k}": v for k, v in reg_metrics.items()})
+        aux["metrics"] = metrics
+        return loss, aux
