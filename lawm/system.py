@@ -96,7 +96,7 @@ class System:
         names = [*self._builders, "regularizer"]
         keys = dict(zip(names, jax.random.split(rng, len(names)), strict=True))
         params = {
-            name: nnx.split(build(rngs=nnx.Rngs(keys[name])))[1].to_pure_dict()
+            name: nnx.to_pure_dict(nnx.state(build(rngs=nnx.Rngs(keys[name]))))
             for name, build in self._builders.items()
         }
         params["regularizer"] = self.regularizer.init_params(

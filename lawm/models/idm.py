@@ -37,8 +37,8 @@ class InverseDynamics(nnx.Module):
         kw = dict(dtype=dtype, param_dtype=param_dtype, rngs=rngs)
         init = layers.default_kernel_init()
         self.embed = nnx.Linear(state_dim, width, kernel_init=init, **kw)
-        self.step_embed = nnx.Param(init(rngs.params(), (2, width), param_dtype))
-        self.readout_token = nnx.Param(init(rngs.params(), (1, width), param_dtype))
+        self.step_embed = nnx.Param(layers.embedding_init()(rngs.params(), (2, width), param_dtype))
+        self.readout_token = nnx.Param(layers.embedding_init()(rngs.params(), (1, width), param_dtype))
         self.blocks = nnx.List(
             [layers.Block(width, num_heads, mlp_ratio=mlp_ratio, **kw) for _ in range(depth)]
         )

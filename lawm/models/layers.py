@@ -19,7 +19,13 @@ ROPE_BASE = 10000.0
 
 
 def default_kernel_init():
-    return nnx.initializers.truncated_normal(stddev=0.02)
+    """Xavier-uniform, as ViT and DiT: the scale follows the width, so tiny models train like large ones."""
+    return nnx.initializers.xavier_uniform()
+
+
+def embedding_init():
+    """Learned tokens and embeddings: N(0, 0.02^2), as ViT."""
+    return nnx.initializers.normal(stddev=0.02)
 
 
 # ------------------------------------------------------------------------------------------------
