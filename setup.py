@@ -32,5 +32,5 @@ setup(
     extras_require={
         "test": ["pytest", "torch==2.13.0", "transformers", "safetensors", "ruff"],
     },
-    entry_points={"console_scripts": []},
+    entry_points={"console_scripts": ["lawm-train = experiments.train:run"]},
 )

@@ -46,12 +46,13 @@ def tiny_model_config() -> ml_collections.ConfigDict:
     return config
 
 
-def _positive_int(config, path: str):
+def _positive_int(config, path: str, minimum: int = 1):
     value = config
     for key in path.split("."):
         value = value[key]
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise ValueError(f"model.{path} must be a positive integer, got {value!r}")
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        kind = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        raise ValueError(f"model.{path} must be {kind}, got {value!r}")
     return value
 
 
@@ -66,8 +67,10 @@ def validate_model_config(config) -> None:
     for part in ("encoder", "idm", "world_model"):
         if part not in config:
             raise ValueError(f"model.{part} is missing")
-        for field in ("width", "depth", "num_heads"):
+        for field in ("width", "num_heads"):
             _positive_int(config, f"{part}.{field}")
+        # A depth-0 encoder is a frozen patch embedding + LayerNorm: a cheap encoder for CPU runs.
+        _positive_int(config, f"{part}.depth", minimum=0 if part == "encoder" else 1)
         if config[part].width % config[part].num_heads:
             raise ValueError(
                 f"model.{part}.width ({config[part].width}) is not divisible by "

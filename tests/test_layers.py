@@ -73,7 +73,7 @@ def test_attention_equals_naive_softmax_attention():
 
 def test_mlp_uses_exact_gelu():
     mlp = layers.Mlp(8, 16, rngs=nnx.Rngs(0))
-    mlp.fc2.kernel.value = jnp.ones((16, 8))  # sum the activations, so the GELU variant shows
+    mlp.fc2.kernel[...] = jnp.ones((16, 8))  # sum the activations, so the GELU variant shows
     x = 1.5 * jax.random.normal(jax.random.key(0), (4, 8))
     h = mlp.fc1(x)
     exact = mlp.fc2(0.5 * h * (1 + jax.scipy.special.erf(h / np.sqrt(2))))

@@ -53,6 +53,7 @@ class VideoEncoder(nnx.Module):
         self.causal = causal
         self.patch_size = patch_size
         self.tubelet_size = tubelet_size
+        self.head_dim = width // num_heads
         kw = dict(dtype=dtype, param_dtype=param_dtype, rngs=rngs)
         # Kernel = stride = (tubelet, patch, patch): one token per tubelet x patch x patch cube.
         self.patch_embed = nnx.Conv(
@@ -85,7 +86,7 @@ class VideoEncoder(nnx.Module):
         tokens = self.patch_embed(video_BFHWC)  # (B, T, h, w, D)
         B, T, h, w, D = tokens.shape
         positions = layers.token_positions(T, h, w)
-        rope = layers.rope_tables(positions, self.blocks[0].attention.head_dim)
+        rope = layers.rope_tables(positions, self.head_dim)
         mask = layers.block_causal_mask(positions[:, 0]) if causal else None
         x = tokens.reshape(B, T * h * w, D)
         for block in self.blocks:

@@ -34,6 +34,7 @@ class InverseDynamics(nnx.Module):
         param_dtype=jnp.float32,
         rngs: nnx.Rngs,
     ):
+        self.head_dim = width // num_heads
         kw = dict(dtype=dtype, param_dtype=param_dtype, rngs=rngs)
         init = layers.default_kernel_init()
         self.embed = nnx.Linear(state_dim, width, kernel_init=init, **kw)
@@ -60,7 +61,7 @@ class InverseDynamics(nnx.Module):
             1, *grid_hw
         )  # (N, 3), time position 0: order is the step embedding's job
         positions = np.concatenate([np.zeros((1, 3), np.int32), grid, grid])
-        rope = layers.rope_tables(positions, self.blocks[0].attention.head_dim)
+        rope = layers.rope_tables(positions, self.head_dim)
         for block in self.blocks:
             x = block(x, rope)
         return self.head(self.norm(x[:, 0])).reshape(B, T - 1, -1)

@@ -35,6 +35,7 @@ class WorldModel(nnx.Module):
         param_dtype=jnp.float32,
         rngs: nnx.Rngs,
     ):
+        self.head_dim = width // num_heads
         kw = dict(dtype=dtype, param_dtype=param_dtype, rngs=rngs)
         init = layers.default_kernel_init()
         self.embed = nnx.Linear(state_dim, width, kernel_init=init, **kw)
@@ -60,7 +61,7 @@ class WorldModel(nnx.Module):
             raise ValueError(f"{N} tokens per state do not form the grid {grid_hw}")
         cond_BTC = self.latent_embed2(jax.nn.silu(self.latent_embed1(latents_BTL)))
         positions = layers.token_positions(T, *grid_hw)
-        rope = layers.rope_tables(positions, self.blocks[0].attention.head_dim)
+        rope = layers.rope_tables(positions, self.head_dim)
         mask = layers.block_causal_mask(positions[:, 0])
         x = self.embed(states_BTNE.reshape(B, T * N, E))
         for block in self.blocks:

@@ -1,0 +1,33 @@
+"""Trainer fields shared by every training config; each config overrides what it needs."""
+
+from __future__ import annotations
+
+import ml_collections
+
+from lawm import config as model_configs
+from lawm import optim
+
+
+def base_config(total_steps: int) -> ml_collections.ConfigDict:
+    config = ml_collections.ConfigDict()
+    config.seed = 0
+    config.model = model_configs.model_config()
+    config.data = ml_collections.ConfigDict(dict(
+        source="synthetic",
+        world=dict(image_size=256, num_frames=16, fps=4.0),  # data_pipelines.sources.synthetic.WorldConfig
+        seed=0,  # which clips (the world's seed)
+        shuffle_seed=0,  # the order they come in
+        num_threads=2,
+        prefetch=4,
+    ))
+    config.batch_size = 1024  # global, over all processes and devices
+    config.total_steps = total_steps
+    config.optim = optim.optim_config(total_steps)
+    config.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1, tensor=1))  # -1: all remaining devices
+    config.log_every = 50
+    config.checkpoint_every = 1000
+    config.keep_checkpoints = 3  # the newest N ...
+    config.keep_every = 0  # ... plus every step divisible by this (0: none)
+    config.eval_every = 0  # 0: evaluate at the end only
+    config.eval = ml_collections.ConfigDict(dict(num_clips=256, batch_size=32))
+    return config

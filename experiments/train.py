@@ -1,0 +1,43 @@
+"""lawm-train: train a latent action world model from a config.
+
+    lawm-train --config=experiments/configs/quickstart.py --workdir=/tmp/lawm_quickstart
+    lawm-train --config=experiments/configs/lawm_yt1b.py:noisy-high --workdir=gs://bucket/run \
+        --config.batch_size=512
+
+Any config field can be overridden with --config.<field>=<value>. A workdir that already holds
+checkpoints resumes from the newest one.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Config file, optionally PATH:ARG.", lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Where checkpoints, TensorBoard logs and evaluations go.")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    from lawm import train  # after flag parsing, so --help stays fast
+
+    logging.info("Config:\n%s", _CONFIG.value)
+    try:
+        train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+    except (train.ConfigError, train.NonFiniteError) as error:
+        # A bad config or a diverged run: one clear line, no traceback to scroll through.
+        logging.error("%s", error)
+        print(f"lawm-train: error: {error}", file=sys.stderr)
+        sys.exit(1)
+
+
+def run():
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,313 @@
+"""The trainer: `train_and_evaluate(config, workdir)`, readable top to bottom.
+
+One program for a laptop CPU and a TPU pod: the mesh, the batch and the model sizes are config. The loop
+never waits on the device except at log, checkpoint and evaluation boundaries.
+
+Train state (a dict, checkpointed whole): step, rng, params (the trainable parts), opt_state,
+first_nonfinite_step (-1 while all is well; set inside the step, which then skips the update) and, for
+codebook regularizers, code_counts since the last dead-code reset. The frozen encoder's params live
+outside it: they are rebuilt from the config.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from absl import logging
+from etils import epath
+
+from data_pipelines import pipeline, sources
+from lawm import checkpoint as checkpoint_lib
+from lawm import config as config_lib
+from lawm import hardware, optim, regularizers, sharding
+from lawm.evals import latent_actions
+from lawm.system import TRAINABLE, System
+
+
+class NonFiniteError(FloatingPointError):
+    """The loss or the gradient norm stopped being finite; the run stops without saving."""
+
+
+class ConfigError(ValueError):
+    """A config that cannot run; raised before any compute, with one line naming the field."""
+
+
+# ------------------------------------------------------------------------------------------------
+# Validation: every field that can be checked is checked before any compute.
+# ------------------------------------------------------------------------------------------------
+def validate_config(config, num_devices: int) -> None:
+    """Raises ConfigError naming the first field that cannot run on `num_devices` devices."""
+    try:
+        _validate(config, num_devices)
+    except (ValueError, KeyError, AttributeError) as error:
+        raise ConfigError(str(error).strip("'\"")) from None
+
+
+def _validate(config, num_devices: int) -> None:
+    config_lib.validate_model_config(config.model)
+    optim.validate_optim_config(config.optim)
+    if config.optim.total_steps != config.total_steps:
+        raise ValueError(f"optim.total_steps ({config.optim.total_steps}) != total_steps ({config.total_steps})")
+    shape = dict(zip(sharding.AXES, sharding.mesh_shape(config.mesh, num_devices), strict=True))
+    data_parallel = shape["data"] * shape["fsdp"]
+    if config.batch_size <= 0 or config.batch_size % data_parallel:
+        raise ValueError(f"batch_size {config.batch_size} is not divisible by the data-parallel size "
+                         f"{data_parallel} (mesh data x fsdp)")
+    pipeline.per_process_batch(config.batch_size)
+    encoder = config.model.encoder
+    frames = sources.num_frames(config.data)
+    if encoder.causal != "per_frame" and frames % encoder.tubelet_size:
+        raise ValueError(f"data has {frames} frames per clip, not divisible by model.encoder.tubelet_size "
+                         f"({encoder.tubelet_size})")
+    if sources.image_hw(config.data) != config_lib.image_hw(encoder):
+        raise ValueError(f"data frames are {sources.image_hw(config.data)} but model.encoder.image_size is "
+                         f"{encoder.image_size}")
+    for field in ("log_every", "checkpoint_every"):
+        if config[field] <= 0:
+            raise ValueError(f"{field} must be positive, got {config[field]}")
+
+
+# ------------------------------------------------------------------------------------------------
+# The jitted step
+# ------------------------------------------------------------------------------------------------
+def make_train_step(system: System, optimizer, reset_every: int | None):
+    """A pure `train_step(state, frozen, batch) -> (state, metrics)`; jit it with the state donated."""
+
+    def train_step(state, frozen, batch):
+        rng = jax.random.fold_in(jax.random.wrap_key_data(state["rng"]), state["step"])
+        loss_rng, reset_rng = jax.random.split(rng)
+
+        def loss_fn(trainable):
+            return system.loss_fn({**frozen, **trainable}, batch, loss_rng, train=True)
+
+        (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
+        updates, opt_state = optimizer.update(grads, state["opt_state"], state["params"])
+        params = optax.apply_updates(state["params"], updates)
+        grad_norm = optax.global_norm(grads)
+
+        new = dict(state, step=state["step"] + 1, params=params, opt_state=opt_state)
+        if "code_counts" in state:  # VQ: re-seed codes no latent picked since the last reset
+            counts = state["code_counts"] + aux["code_counts"]
+            due = (new["step"] % reset_every) == 0
+            codebook = params["regularizer"]["codebook"]
+            reseeded, num_reset = regularizers.reset_dead_codes(codebook, counts, aux["raw_latents"], reset_rng)
+            new["params"] = {**params, "regularizer": {**params["regularizer"],
+                                                     "codebook": jnp.where(due, reseeded, codebook)}}
+            new["code_counts"] = jnp.where(due, jnp.zeros_like(counts), counts)
+            aux["metrics"]["latent/codes_reset"] = jnp.where(due, num_reset, 0).astype(jnp.float32)
+
+        # A non-finite step changes nothing but the flag, so the params stay the last good ones.
+        finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+        new = jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, dict(state, step=state["step"] + 1))
+        new["first_nonfinite_step"] = jnp.where(
+            ~finite & (state["first_nonfinite_step"] < 0), state["step"], state["first_nonfinite_step"])
+        return new, dict(aux["metrics"], grad_norm=grad_norm)
+
+    return train_step
+
+
+def init_state(system: System, optimizer, rng, codebook_size: int | None):
+    params = system.init(rng)
+    trainable = {k: params[k] for k in TRAINABLE}
+    state = {
+        "step": jnp.zeros((), jnp.int32),
+        "rng": jax.random.key_data(jax.random.fold_in(rng, 1)),
+        "params": trainable,
+        "opt_state": optimizer.init(trainable),
+        "first_nonfinite_step": -jnp.ones((), jnp.int32),
+    }
+    if codebook_size is not None:
+        state["code_counts"] = jnp.zeros((codebook_size,), jnp.int32)
+    return state
+
+
+def state_shardings(abstract_state, mesh):
+    """FSDP for params and optimiser state; counters and the RNG replicated."""
+    shardings = {k: sharding.param_shardings(v, mesh) for k, v in abstract_state.items()
+                 if k in ("params", "opt_state")}
+    return {k: shardings.get(k, jax.tree.map(lambda _: sharding.replicated(mesh), v))
+            for k, v in abstract_state.items()}
+
+
+# ------------------------------------------------------------------------------------------------
+# Host-side helpers
+# ------------------------------------------------------------------------------------------------
+class _SigtermFlag:
+    """SIGTERM (TPU maintenance, spot reclamation) asks for a checkpoint at the next step boundary."""
+
+    def __init__(self):
+        self.raised = False
+        self._previous = signal.signal(signal.SIGTERM, self._handle)
+
+    def _handle(self, signum, frame):
+        logging.warning("SIGTERM received: checkpointing at the next step boundary, then exiting.")
+        self.raised = True
+
+    def restore(self):
+        signal.signal(signal.SIGTERM, self._previous)
+
+
+def check_finite(state, last_checkpoint: int | None) -> None:
+    bad = int(jax.device_get(state["first_nonfinite_step"]))
+    if bad >= 0:
+        kept = f"the last checkpoint (step {last_checkpoint}) is intact" if last_checkpoint is not None else \
+            "no checkpoint was written"
+        raise NonFiniteError(f"loss or gradient became non-finite at step {bad}; stopping: {kept}")
+
+
+def to_device(batch, mesh):
+    """This process's share of the batch -> global arrays sharded over data x fsdp (model inputs only)."""
+    batch_sharding = sharding.batch_sharding(mesh)
+    return {k: jax.make_array_from_process_local_data(batch_sharding, np.asarray(v))
+            for k, v in batch.items() if k in ("video", "states")}
+
+
+def write_eval(workdir, step: int, results: dict, config) -> epath.Path:
+    path = epath.Path(workdir) / "eval" / f"{step}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"step": step, **results, "config": config.to_dict()}, indent=2, default=str))
+    return path
+
+
+# ------------------------------------------------------------------------------------------------
+# The run
+# ------------------------------------------------------------------------------------------------
+def train_and_evaluate(config, workdir) -> dict:
+    """Trains `config` in `workdir` (resuming if it holds checkpoints); returns the final evaluation."""
+    from clu import metric_writers  # imports TensorFlow for TensorBoard: keep it out of library imports
+
+    workdir = epath.Path(workdir)
+    validate_config(config, jax.device_count())
+    mesh = sharding.make_mesh(config.mesh)
+    system = System(config.model)
+    writer = metric_writers.create_default_writer(workdir, just_logging=jax.process_index() > 0)
+
+    # ---- Data --------------------------------------------------------------------------------
+    train_iter = iter(pipeline.train_dataset(
+        sources.make_source(config.data, "train"), global_batch=config.batch_size, seed=config.data.shuffle_seed,
+        num_threads=config.data.num_threads, prefetch=config.data.prefetch))
+    eval_source = sources.make_source(config.data, "eval")
+    eval_data = pipeline.eval_batches(eval_source, num_examples=config.eval.num_clips,
+                                      batch_size=config.eval.batch_size)
+    action_names = getattr(eval_source, "action_names", None)
+
+    # ---- Model, optimiser and state, created already sharded ---------------------------------
+    rng = jax.random.key(config.seed)
+    abstract_params = jax.eval_shape(system.init, rng)
+    trainable = {k: abstract_params[k] for k in TRAINABLE}
+    optimizer = optim.make_optimizer(config.optim, trainable)
+    logging.info("Parameters per part: %s", system.param_counts())
+    logging.info("Optimiser split:\n%s", optim.describe(optim.param_labels(trainable), trainable))
+    _, _, trainer_options = config_lib.regularizer_options(config.model.regularizer)
+    codebook = abstract_params["regularizer"].get("codebook")
+    reset_every = trainer_options.get("reset_every") if codebook is not None else None
+    codebook_size = codebook.shape[0] if reset_every else None
+
+    make_state = lambda key: init_state(system, optimizer, key, codebook_size)  # noqa: E731
+    shardings = state_shardings(jax.eval_shape(make_state, rng), mesh)
+    frozen_shardings = sharding.param_shardings(abstract_params["encoder"], mesh)
+    frozen = {"encoder": jax.jit(lambda key: system.init(key)["encoder"], out_shardings=frozen_shardings)(rng)}
+
+    checkpointer = checkpoint_lib.Checkpointer(workdir / "checkpoints", max_to_keep=config.keep_checkpoints,
+                                               keep_period=config.get("keep_every") or None)
+    last_checkpoint = checkpointer.latest_step()
+    if last_checkpoint is None:
+        state = jax.jit(make_state, out_shardings=shardings)(rng)
+    else:
+        abstract = checkpoint_lib.abstract_like(jax.eval_shape(make_state, rng), shardings)
+        state = checkpointer.restore(last_checkpoint, abstract, train_iter)
+        logging.info("Resumed from %s at step %d", checkpointer.directory, last_checkpoint)
+    start_step = int(jax.device_get(state["step"]))
+
+    # ---- Compile once, ahead of the loop -------------------------------------------------------
+    step_fn = jax.jit(make_train_step(system, optimizer, reset_every), donate_argnums=0)
+    batch = to_device(next(train_iter), mesh) if start_step < config.total_steps else None
+    flops_per_step = None
+    if batch is not None:
+        started = time.perf_counter()
+        compiled = step_fn.lower(state, frozen, batch).compile()
+        flops_per_step = hardware.compiled_flops(compiled)
+        logging.info("Compiled the train step in %.1f s (%s FLOP/step)", time.perf_counter() - started,
+                     f"{flops_per_step:.3g}" if flops_per_step else "unknown")
+        step_fn = compiled
+
+    # ---- The loop ------------------------------------------------------------------------------
+    sigterm = _SigtermFlag()
+    history, pending, timer = [], [], (time.perf_counter(), start_step)
+    try:
+        for step in range(start_step, config.total_steps):
+            if batch is None:
+                batch = to_device(next(train_iter), mesh)
+            state, metrics = step_fn(state, frozen, batch)
+            batch = None
+            pending.append(metrics)
+            done = step + 1
+
+            if done % config.log_every == 0 or done == config.total_steps:
+                check_finite(state, last_checkpoint)
+                means = {k: float(v) for k, v in jax.device_get(jax.tree.map(
+                    lambda *xs: jnp.mean(jnp.stack(xs)), *pending)).items()}
+                pending = []
+                means.update(throughput(timer, done, config, flops_per_step))
+                timer = (time.perf_counter(), done)
+                writer.write_scalars(done, means)
+                history.append({"step": done, **means})
+
+            if done % config.checkpoint_every == 0 or done == config.total_steps or sigterm.raised:
+                check_finite(state, last_checkpoint)
+                checkpointer.save(done, state, train_iter)
+                last_checkpoint = done
+            if sigterm.raised:
+                logging.warning("Checkpointed step %d after SIGTERM; exiting.", done)
+                checkpointer.wait()
+                return {"preempted_at": done, "history": history}
+
+            if config.eval_every and done % config.eval_every == 0 and done < config.total_steps:
+                results = evaluate(system, frozen, state, eval_data, action_names)
+                writer.write_scalars(done, {f"eval/{k}": v for k, v in results.items()})
+    finally:
+        sigterm.restore()
+        checkpointer.wait()
+        writer.flush()
+
+    # ---- Final evaluation ----------------------------------------------------------------------
+    final_step = int(jax.device_get(state["step"]))
+    results = evaluate(system, frozen, state, eval_data, action_names)
+    writer.write_scalars(final_step, {f"eval/{k}": v for k, v in results.items()})
+    writer.flush()
+    if jax.process_index() == 0:
+        path = write_eval(workdir, final_step, results, config)
+        logging.info("Final evaluation (%s): %s", path, json.dumps(results))
+    checkpointer.close()
+    return {"eval": results, "history": history}
+
+
+def evaluate(system: System, frozen, state, eval_data, action_names=None) -> dict:
+    params = {**frozen, **state["params"]}
+    return latent_actions.evaluate(system, params, eval_data, action_names=action_names)
+
+
+def throughput(timer, done: int, config, flops_per_step) -> dict:
+    """steps/s, clips/s, ETA and (where the device's peak is known) MFU since the last report."""
+    since, since_step = timer
+    seconds = time.perf_counter() - since
+    steps_per_s = (done - since_step) / max(seconds, 1e-9)
+    out = {
+        "perf/steps_per_s": steps_per_s,
+        "perf/clips_per_s": steps_per_s * config.batch_size,
+        "perf/eta_minutes": (config.total_steps - done) / max(steps_per_s, 1e-9) / 60,
+    }
+    if flops_per_step:
+        achieved = flops_per_step * steps_per_s
+        out["perf/tflops_per_s"] = achieved / 1e12
+        peak = hardware.peak_flops(jax.devices()[0])
+        if peak:
+            out["perf/mfu"] = achieved / (peak * jax.device_count())
+    return out
+
