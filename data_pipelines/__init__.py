@@ -1,1 +1,1 @@
-"""Everything that turns bytes on disk into batches: record formats, video decoding, sources, grain pipelines."""
+"""Everything that turns bytes on disk into batches: records, video decoding, sources, grain pipelines."""

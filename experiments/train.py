@@ -15,7 +15,9 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Config file, optionally PATH:ARG.", lock_config=True)
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "Config file, optionally PATH:ARG.", lock_config=True
+)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Where checkpoints, TensorBoard logs and evaluations go.")
 flags.mark_flags_as_required(["config", "workdir"])
 

@@ -19,12 +19,16 @@ from etils import epath
 class Checkpointer:
     """Keeps the newest `max_to_keep` checkpoints, plus every step divisible by `keep_period`."""
 
-    def __init__(self, directory, *, max_to_keep: int = 3, keep_period: int | None = None,
-                 asynchronous: bool = True):
+    def __init__(
+        self, directory, *, max_to_keep: int = 3, keep_period: int | None = None, asynchronous: bool = True
+    ):
         self.directory = epath.Path(directory)
         options = ocp.CheckpointManagerOptions(
-            max_to_keep=max_to_keep, keep_period=keep_period, create=True,
-            enable_async_checkpointing=asynchronous)
+            max_to_keep=max_to_keep,
+            keep_period=keep_period,
+            create=True,
+            enable_async_checkpointing=asynchronous,
+        )
         self._manager = ocp.CheckpointManager(self.directory, options=options, item_names=("state", "data"))
 
     def latest_step(self) -> int | None:

@@ -26,14 +26,20 @@ def mesh_shape(mesh_config, num_devices: int) -> tuple[int, ...]:
         raise ValueError(f"mesh has unknown axes {sorted(unknown)} (valid: {', '.join(AXES)})")
     sizes = [int(mesh_config.get(axis, 1)) for axis in AXES]
     if sizes.count(-1) > 1 or any(s == 0 or s < -1 for s in sizes):
-        raise ValueError(f"mesh sizes {dict(zip(AXES, sizes, strict=True))} must be positive, with at most one -1")
+        raise ValueError(
+            f"mesh sizes {dict(zip(AXES, sizes, strict=True))} must be positive, with at most one -1"
+        )
     known = math.prod(s for s in sizes if s != -1)
     if num_devices % known:
-        raise ValueError(f"mesh {dict(zip(AXES, sizes, strict=True))} does not divide the {num_devices} devices")
+        raise ValueError(
+            f"mesh {dict(zip(AXES, sizes, strict=True))} does not divide the {num_devices} devices"
+        )
     sizes = [num_devices // known if s == -1 else s for s in sizes]
     if math.prod(sizes) != num_devices:
-        raise ValueError(f"mesh {dict(zip(AXES, sizes, strict=True))} needs {math.prod(sizes)} devices, "
-                         f"there are {num_devices}")
+        raise ValueError(
+            f"mesh {dict(zip(AXES, sizes, strict=True))} needs {math.prod(sizes)} devices, "
+            f"there are {num_devices}"
+        )
     return tuple(sizes)
 
 
@@ -50,7 +56,7 @@ def data_parallel_size(mesh) -> int:
 
 
 def param_spec(shape, mesh) -> P:
-    """FSDP over the largest dim divisible by the fsdp size; a 2-D matrix also splits its other dim over tensor."""
+    """FSDP over the largest dim divisible by the fsdp size; 2-D matrices split the other dim over tensor."""
     spec = [None] * len(shape)
     fsdp, tensor = mesh.shape["fsdp"], mesh.shape["tensor"]
     candidates = [d for d in np.argsort(shape)[::-1] if shape[d] % fsdp == 0] if fsdp > 1 else []

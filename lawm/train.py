@@ -53,21 +53,29 @@ def _validate(config, num_devices: int) -> None:
     config_lib.validate_model_config(config.model)
     optim.validate_optim_config(config.optim)
     if config.optim.total_steps != config.total_steps:
-        raise ValueError(f"optim.total_steps ({config.optim.total_steps}) != total_steps ({config.total_steps})")
+        raise ValueError(
+            f"optim.total_steps ({config.optim.total_steps}) != total_steps ({config.total_steps})"
+        )
     shape = dict(zip(sharding.AXES, sharding.mesh_shape(config.mesh, num_devices), strict=True))
     data_parallel = shape["data"] * shape["fsdp"]
     if config.batch_size <= 0 or config.batch_size % data_parallel:
-        raise ValueError(f"batch_size {config.batch_size} is not divisible by the data-parallel size "
-                         f"{data_parallel} (mesh data x fsdp)")
+        raise ValueError(
+            f"batch_size {config.batch_size} is not divisible by the data-parallel size "
+            f"{data_parallel} (mesh data x fsdp)"
+        )
     pipeline.per_process_batch(config.batch_size)
     encoder = config.model.encoder
     frames = sources.num_frames(config.data)
     if encoder.causal != "per_frame" and frames % encoder.tubelet_size:
-        raise ValueError(f"data has {frames} frames per clip, not divisible by model.encoder.tubelet_size "
-                         f"({encoder.tubelet_size})")
+        raise ValueError(
+            f"data has {frames} frames per clip, not divisible by model.encoder.tubelet_size "
+            f"({encoder.tubelet_size})"
+        )
     if sources.image_hw(config.data) != config_lib.image_hw(encoder):
-        raise ValueError(f"data frames are {sources.image_hw(config.data)} but model.encoder.image_size is "
-                         f"{encoder.image_size}")
+        raise ValueError(
+            f"data frames are {sources.image_hw(config.data)} but model.encoder.image_size is "
+            f"{encoder.image_size}"
+        )
     for field in ("log_every", "checkpoint_every"):
         if config[field] <= 0:
             raise ValueError(f"{field} must be positive, got {config[field]}")
@@ -96,9 +104,13 @@ def make_train_step(system: System, optimizer, reset_every: int | None):
             counts = state["code_counts"] + aux["code_counts"]
             due = (new["step"] % reset_every) == 0
             codebook = params["regularizer"]["codebook"]
-            reseeded, num_reset = regularizers.reset_dead_codes(codebook, counts, aux["raw_latents"], reset_rng)
-            new["params"] = {**params, "regularizer": {**params["regularizer"],
-                                                     "codebook": jnp.where(due, reseeded, codebook)}}
+            reseeded, num_reset = regularizers.reset_dead_codes(
+                codebook, counts, aux["raw_latents"], reset_rng
+            )
+            new["params"] = {
+                **params,
+                "regularizer": {**params["regularizer"], "codebook": jnp.where(due, reseeded, codebook)},
+            }
             new["code_counts"] = jnp.where(due, jnp.zeros_like(counts), counts)
             aux["metrics"]["latent/codes_reset"] = jnp.where(due, num_reset, 0).astype(jnp.float32)
 
@@ -106,7 +118,8 @@ def make_train_step(system: System, optimizer, reset_every: int | None):
         finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
         new = jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, dict(state, step=state["step"] + 1))
         new["first_nonfinite_step"] = jnp.where(
-            ~finite & (state["first_nonfinite_step"] < 0), state["step"], state["first_nonfinite_step"])
+            ~finite & (state["first_nonfinite_step"] < 0), state["step"], state["first_nonfinite_step"]
+        )
         return new, dict(aux["metrics"], grad_norm=grad_norm)
 
     return train_step
@@ -129,10 +142,15 @@ def init_state(system: System, optimizer, rng, codebook_size: int | None):
 
 def state_shardings(abstract_state, mesh):
     """FSDP for params and optimiser state; counters and the RNG replicated."""
-    shardings = {k: sharding.param_shardings(v, mesh) for k, v in abstract_state.items()
-                 if k in ("params", "opt_state")}
-    return {k: shardings.get(k, jax.tree.map(lambda _: sharding.replicated(mesh), v))
-            for k, v in abstract_state.items()}
+    shardings = {
+        k: sharding.param_shardings(v, mesh)
+        for k, v in abstract_state.items()
+        if k in ("params", "opt_state")
+    }
+    return {
+        k: shardings.get(k, jax.tree.map(lambda _: sharding.replicated(mesh), v))
+        for k, v in abstract_state.items()
+    }
 
 
 # ------------------------------------------------------------------------------------------------
@@ -156,16 +174,22 @@ class _SigtermFlag:
 def check_finite(state, last_checkpoint: int | None) -> None:
     bad = int(jax.device_get(state["first_nonfinite_step"]))
     if bad >= 0:
-        kept = f"the last checkpoint (step {last_checkpoint}) is intact" if last_checkpoint is not None else \
-            "no checkpoint was written"
+        kept = (
+            f"the last checkpoint (step {last_checkpoint}) is intact"
+            if last_checkpoint is not None
+            else "no checkpoint was written"
+        )
         raise NonFiniteError(f"loss or gradient became non-finite at step {bad}; stopping: {kept}")
 
 
 def to_device(batch, mesh):
     """This process's share of the batch -> global arrays sharded over data x fsdp (model inputs only)."""
     batch_sharding = sharding.batch_sharding(mesh)
-    return {k: jax.make_array_from_process_local_data(batch_sharding, np.asarray(v))
-            for k, v in batch.items() if k in ("video", "states")}
+    return {
+        k: jax.make_array_from_process_local_data(batch_sharding, np.asarray(v))
+        for k, v in batch.items()
+        if k in ("video", "states")
+    }
 
 
 def write_eval(workdir, step: int, results: dict, config) -> epath.Path:
@@ -178,23 +202,41 @@ def write_eval(workdir, step: int, results: dict, config) -> epath.Path:
 # ------------------------------------------------------------------------------------------------
 # The run
 # ------------------------------------------------------------------------------------------------
-def train_and_evaluate(config, workdir) -> dict:
-    """Trains `config` in `workdir` (resuming if it holds checkpoints); returns the final evaluation."""
+def train_and_evaluate(config, workdir, *, num_steps: int | None = None) -> dict:
+    """Trains `config` in `workdir` (resuming if it holds checkpoints); returns the final evaluation.
+
+    `num_steps` caps the steps of this call (then it checkpoints and returns without the final
+    evaluation), for job slots shorter than the run: the next call resumes where it stopped.
+    """
+    validate_config(config, jax.device_count())
+    sigterm = _SigtermFlag()  # from now on, SIGTERM means "checkpoint at the next step and exit 0"
+    try:
+        return _train(config, epath.Path(workdir), num_steps, sigterm)
+    finally:
+        sigterm.restore()
+
+
+def _train(config, workdir, num_steps, sigterm) -> dict:
     from clu import metric_writers  # imports TensorFlow for TensorBoard: keep it out of library imports
 
-    workdir = epath.Path(workdir)
-    validate_config(config, jax.device_count())
     mesh = sharding.make_mesh(config.mesh)
     system = System(config.model)
     writer = metric_writers.create_default_writer(workdir, just_logging=jax.process_index() > 0)
 
     # ---- Data --------------------------------------------------------------------------------
-    train_iter = iter(pipeline.train_dataset(
-        sources.make_source(config.data, "train"), global_batch=config.batch_size, seed=config.data.shuffle_seed,
-        num_threads=config.data.num_threads, prefetch=config.data.prefetch))
+    train_iter = iter(
+        pipeline.train_dataset(
+            sources.make_source(config.data, "train"),
+            global_batch=config.batch_size,
+            seed=config.data.shuffle_seed,
+            num_threads=config.data.num_threads,
+            prefetch=config.data.prefetch,
+        )
+    )
     eval_source = sources.make_source(config.data, "eval")
-    eval_data = pipeline.eval_batches(eval_source, num_examples=config.eval.num_clips,
-                                      batch_size=config.eval.batch_size)
+    eval_data = pipeline.eval_batches(
+        eval_source, num_examples=config.eval.num_clips, batch_size=config.eval.batch_size
+    )
     action_names = getattr(eval_source, "action_names", None)
 
     # ---- Model, optimiser and state, created already sharded ---------------------------------
@@ -212,10 +254,15 @@ def train_and_evaluate(config, workdir) -> dict:
     make_state = lambda key: init_state(system, optimizer, key, codebook_size)  # noqa: E731
     shardings = state_shardings(jax.eval_shape(make_state, rng), mesh)
     frozen_shardings = sharding.param_shardings(abstract_params["encoder"], mesh)
-    frozen = {"encoder": jax.jit(lambda key: system.init(key)["encoder"], out_shardings=frozen_shardings)(rng)}
+    frozen = {
+        "encoder": jax.jit(lambda key: system.init(key)["encoder"], out_shardings=frozen_shardings)(rng)
+    }
 
-    checkpointer = checkpoint_lib.Checkpointer(workdir / "checkpoints", max_to_keep=config.keep_checkpoints,
-                                               keep_period=config.get("keep_every") or None)
+    checkpointer = checkpoint_lib.Checkpointer(
+        workdir / "checkpoints",
+        max_to_keep=config.keep_checkpoints,
+        keep_period=config.get("keep_every") or None,
+    )
     last_checkpoint = checkpointer.latest_step()
     if last_checkpoint is None:
         state = jax.jit(make_state, out_shardings=shardings)(rng)
@@ -224,24 +271,27 @@ def train_and_evaluate(config, workdir) -> dict:
         state = checkpointer.restore(last_checkpoint, abstract, train_iter)
         logging.info("Resumed from %s at step %d", checkpointer.directory, last_checkpoint)
     start_step = int(jax.device_get(state["step"]))
+    end_step = config.total_steps if num_steps is None else min(config.total_steps, start_step + num_steps)
 
     # ---- Compile once, ahead of the loop -------------------------------------------------------
     step_fn = jax.jit(make_train_step(system, optimizer, reset_every), donate_argnums=0)
-    batch = to_device(next(train_iter), mesh) if start_step < config.total_steps else None
+    batch = to_device(next(train_iter), mesh) if start_step < end_step else None
     flops_per_step = None
     if batch is not None:
         started = time.perf_counter()
         compiled = step_fn.lower(state, frozen, batch).compile()
         flops_per_step = hardware.compiled_flops(compiled)
-        logging.info("Compiled the train step in %.1f s (%s FLOP/step)", time.perf_counter() - started,
-                     f"{flops_per_step:.3g}" if flops_per_step else "unknown")
+        logging.info(
+            "Compiled the train step in %.1f s (%s FLOP/step)",
+            time.perf_counter() - started,
+            f"{flops_per_step:.3g}" if flops_per_step else "unknown",
+        )
         step_fn = compiled
 
     # ---- The loop ------------------------------------------------------------------------------
-    sigterm = _SigtermFlag()
     history, pending, timer = [], [], (time.perf_counter(), start_step)
     try:
-        for step in range(start_step, config.total_steps):
+        for step in range(start_step, end_step):
             if batch is None:
                 batch = to_device(next(train_iter), mesh)
             state, metrics = step_fn(state, frozen, batch)
@@ -249,17 +299,21 @@ def train_and_evaluate(config, workdir) -> dict:
             pending.append(metrics)
             done = step + 1
 
-            if done % config.log_every == 0 or done == config.total_steps:
+            if done % config.log_every == 0 or done == end_step:
                 check_finite(state, last_checkpoint)
-                means = {k: float(v) for k, v in jax.device_get(jax.tree.map(
-                    lambda *xs: jnp.mean(jnp.stack(xs)), *pending)).items()}
+                means = {
+                    k: float(v)
+                    for k, v in jax.device_get(
+                        jax.tree.map(lambda *xs: jnp.mean(jnp.stack(xs)), *pending)
+                    ).items()
+                }
                 pending = []
                 means.update(throughput(timer, done, config, flops_per_step))
                 timer = (time.perf_counter(), done)
                 writer.write_scalars(done, means)
                 history.append({"step": done, **means})
 
-            if done % config.checkpoint_every == 0 or done == config.total_steps or sigterm.raised:
+            if done % config.checkpoint_every == 0 or done == end_step or sigterm.raised:
                 check_finite(state, last_checkpoint)
                 checkpointer.save(done, state, train_iter)
                 last_checkpoint = done
@@ -272,12 +326,13 @@ def train_and_evaluate(config, workdir) -> dict:
                 results = evaluate(system, frozen, state, eval_data, action_names)
                 writer.write_scalars(done, {f"eval/{k}": v for k, v in results.items()})
     finally:
-        sigterm.restore()
         checkpointer.wait()
         writer.flush()
 
     # ---- Final evaluation ----------------------------------------------------------------------
     final_step = int(jax.device_get(state["step"]))
+    if final_step < config.total_steps:
+        return {"stopped_at": final_step, "history": history}
     results = evaluate(system, frozen, state, eval_data, action_names)
     writer.write_scalars(final_step, {f"eval/{k}": v for k, v in results.items()})
     writer.flush()
@@ -310,4 +365,3 @@ def throughput(timer, done: int, config, flops_per_step) -> dict:
         if peak:
             out["perf/mfu"] = achieved / (peak * jax.device_count())
     return out
-

@@ -22,3 +22,23 @@ def randomize_module(module, key, scale=0.1):
 
 def max_abs_diff(a, b):
     return float(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64)).max())
+
+
+def tiny_train_config(total_steps=6, regularizer="noisy"):
+    """The quickstart config shrunk to seconds: 32 px, 4 frames, batch 8, tiny widths."""
+    from experiments.configs import quickstart
+
+    config = quickstart.get_config()
+    config.total_steps = config.optim.total_steps = total_steps
+    config.model.latent_dim = 8
+    config.model.encoder.update(width=16, num_heads=2, image_size=32)
+    config.model.idm.update(width=16, num_heads=2)
+    config.model.world_model.update(width=16, num_heads=2, cond_dim=8, depth=1)
+    config.model.regularizer = dict(name=regularizer)
+    config.data.world = dict(image_size=32, num_frames=4, sprite_radius=(2.0, 4.0), max_speed=2.0)
+    config.data.num_threads = 1
+    config.batch_size = 8
+    config.log_every = 1
+    config.checkpoint_every = 3
+    config.eval.update(num_clips=4, batch_size=4)
+    return config

@@ -12,14 +12,18 @@ def base_config(total_steps: int) -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict()
     config.seed = 0
     config.model = model_configs.model_config()
-    config.data = ml_collections.ConfigDict(dict(
-        source="synthetic",
-        world=dict(image_size=256, num_frames=16, fps=4.0),  # data_pipelines.sources.synthetic.WorldConfig
-        seed=0,  # which clips (the world's seed)
-        shuffle_seed=0,  # the order they come in
-        num_threads=2,
-        prefetch=4,
-    ))
+    config.data = ml_collections.ConfigDict(
+        dict(
+            source="synthetic",
+            world=dict(
+                image_size=256, num_frames=16, fps=4.0
+            ),  # data_pipelines.sources.synthetic.WorldConfig
+            seed=0,  # which clips (the world's seed)
+            shuffle_seed=0,  # the order they come in
+            num_threads=2,
+            prefetch=4,
+        )
+    )
     config.batch_size = 1024  # global, over all processes and devices
     config.total_steps = total_steps
     config.optim = optim.optim_config(total_steps)

@@ -1,1 +1,1 @@
-"""Evaluators: small functions over a trained system and held-out batches, each returning a dict of numbers."""
+"""Evaluators: small functions over a trained system and held-out batches, returning dicts of numbers."""

@@ -83,5 +83,7 @@ def probe(latents_BTL, actions_BTA, names=None, ridge: float = 1e-3) -> dict:
     residual = ((design(x_test) @ weights - y_test) ** 2).sum(0)
     total = ((y_test - y_test.mean(0)) ** 2).sum(0)
     names = names or [f"action_{i}" for i in range(y.shape[-1])]
-    r2 = {f"probe_r2/{n}": float(1 - r / t) for n, r, t in zip(names, residual, total, strict=True) if t > 1e-9}
+    r2 = {
+        f"probe_r2/{n}": float(1 - r / t) for n, r, t in zip(names, residual, total, strict=True) if t > 1e-9
+    }
     return r2 | {"probe_r2_max": max(r2.values(), default=float("nan"))}
