@@ -10,10 +10,14 @@ checkpoints resumes from the newest one.
 
 from __future__ import annotations
 
+import logging as python_logging
+import os
 import sys
 
 from absl import app, flags, logging
 from ml_collections import config_flags
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow (TensorBoard writer only): warnings and up
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Config file, optionally PATH:ARG.", lock_config=True
@@ -22,9 +26,17 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Where checkpoints, TensorBoard 
 flags.mark_flags_as_required(["config", "workdir"])
 
 
+def _quiet_dependencies(record) -> bool:
+    """Keeps our logs, clu's metric lines and every warning; drops the INFO chatter of orbax, jax, etc."""
+    path = record.pathname.replace(os.sep, "/")
+    ours = any(f"/{package}/" in path for package in ("lawm", "data_pipelines", "experiments", "clu"))
+    return record.levelno >= python_logging.WARNING or ours or "site-packages/" not in path
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    logging.get_absl_handler().addFilter(_quiet_dependencies)
     from lawm import train  # after flag parsing, so --help stays fast
 
     logging.info("Config:\n%s", _CONFIG.value)

@@ -53,35 +53,21 @@ class System:
         enc, idm, wm = model_config.encoder, model_config.idm, model_config.world_model
         h, w = config_lib.image_hw(enc)
         self.grid_hw = (h // enc.patch_size, w // enc.patch_size)
+
+        def pick(part, *extra):  # the constructor arguments a config part holds
+            return {k: part[k] for k in ("width", "depth", "num_heads", "mlp_ratio", *extra)}
+
+        latent_dim = model_config.latent_dim
         self._builders = {
-            "encoder": functools.partial(
-                VideoEncoder,
-                width=enc.width,
-                depth=enc.depth,
-                num_heads=enc.num_heads,
-                mlp_ratio=enc.mlp_ratio,
-                patch_size=enc.patch_size,
-                tubelet_size=enc.tubelet_size,
-                causal=enc.causal,
-            ),
+            "encoder": functools.partial(VideoEncoder, **pick(enc, "patch_size", "tubelet_size", "causal")),
             "idm": functools.partial(
                 InverseDynamics,
                 state_dim=enc.width,
-                out_dim=model_config.latent_dim * self.regularizer.raw_dim_factor,
-                width=idm.width,
-                depth=idm.depth,
-                num_heads=idm.num_heads,
-                mlp_ratio=idm.mlp_ratio,
+                out_dim=latent_dim * self.regularizer.raw_dim_factor,
+                **pick(idm),
             ),
             "world_model": functools.partial(
-                WorldModel,
-                state_dim=enc.width,
-                latent_dim=model_config.latent_dim,
-                width=wm.width,
-                depth=wm.depth,
-                num_heads=wm.num_heads,
-                mlp_ratio=wm.mlp_ratio,
-                cond_dim=wm.cond_dim,
+                WorldModel, state_dim=enc.width, latent_dim=latent_dim, **pick(wm, "cond_dim")
             ),
         }
         # Graph definitions from abstract modules: nothing is allocated here.

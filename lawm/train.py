@@ -97,7 +97,7 @@ def make_train_step(system: System, optimizer, reset_every: int | None):
         (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
         updates, opt_state = optimizer.update(grads, state["opt_state"], state["params"])
         params = optax.apply_updates(state["params"], updates)
-        grad_norm = optax.global_norm(grads)
+        grad_norm = optax.tree.norm(grads)
 
         new = dict(state, step=state["step"] + 1, params=params, opt_state=opt_state)
         if "code_counts" in state:  # VQ: re-seed codes no latent picked since the last reset

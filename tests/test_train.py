@@ -176,3 +176,26 @@ def test_bad_config_fails_before_compiling_with_one_line(tmp_path, field, value,
         train.train_and_evaluate(config, tmp_path)
     assert "\n" not in str(error.value)
     assert not (tmp_path / "checkpoints").exists()  # nothing was built
+
+
+def test_train_step_reseeds_dead_codes_every_reset_every_steps():
+    config = tiny_train_config(regularizer="discrete")
+    config.model.regularizer = dict(name="discrete", codebook_size=64, reset_every=2)
+    system = System(config.model)
+    rng = jax.random.key(0)
+    abstract = jax.eval_shape(system.init, rng)
+    optimizer = optim.make_optimizer(config.optim, {k: abstract[k] for k in TRAINABLE})
+    state = jax.jit(lambda key: train.init_state(system, optimizer, key, 64))(rng)
+    frozen = {"encoder": jax.jit(lambda k: system.init(k)["encoder"])(rng)}
+    source = sources.make_source(config.data, "train")
+    batch = {"video": np.stack([source[i]["video"] for i in range(8)])}  # 8 clips x 1 transition
+    step = jax.jit(train.make_train_step(system, optimizer, reset_every=2))
+    state, metrics = step(state, frozen, batch)
+    assert float(metrics["latent/codes_reset"]) == 0 and int(state["code_counts"].sum()) == 8
+    before = np.asarray(state["params"]["regularizer"]["codebook"])
+    state, metrics = step(state, frozen, batch)
+    assert int(state["code_counts"].sum()) == 0  # counters start again after a reset
+    assert 64 - 16 <= float(metrics["latent/codes_reset"]) < 64  # 16 latents used at most 16 codes
+    after = np.asarray(state["params"]["regularizer"]["codebook"])
+    moved = np.abs(after - before).max(axis=1)
+    assert (moved > 0.1).sum() >= 64 - 16  # dead codes jumped to latents (far from their U(-1/K, 1/K) start)

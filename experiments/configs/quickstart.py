@@ -15,7 +15,7 @@ from experiments.configs import common
 
 def get_config(arg=None):
     del arg
-    total_steps = 2000
+    total_steps = 1500
     config = common.base_config(total_steps)
     config.model.latent_dim = 16
     # A frozen patch embedding is enough of an encoder for 64 px sprites, and cheap on a CPU.

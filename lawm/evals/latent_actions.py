@@ -60,12 +60,16 @@ def evaluate(system, params, batches, *, action_names=None, ridge: float = 1e-3)
 def transition_actions(frame_actions_BFA, transitions: int, encoder_config):
     """Frame actions (B, F-1, A) -> the action of each state transition (B, T-1, A).
 
-    A state covers `k` frames (the tubelet; 1 in per-frame mode), so s_t -> s_{t+1} spans frames k*t to
-    k*(t+1): its action is the sum of those k frame displacements.
+    A state covers `k` frames (the tubelet; 1 in per-frame mode), so the motion from s_t to s_{t+1} is
+    the displacement between the mean positions over their frames (positions = cumulative actions); for
+    k = 2 that is a[2t]/2 + a[2t+1] + a[2t+2]/2.
     """
     k = 1 if encoder_config.causal == "per_frame" else encoder_config.tubelet_size
-    a = np.asarray(frame_actions_BFA, np.float64)[:, : k * transitions]
-    return a.reshape(a.shape[0], transitions, k, a.shape[-1]).sum(axis=2)
+    a = np.asarray(frame_actions_BFA, np.float64)
+    positions = np.concatenate([np.zeros_like(a[:, :1]), np.cumsum(a, axis=1)], axis=1)  # (B, F, A)
+    steps = positions[:, : k * (transitions + 1)]
+    means = steps.reshape(a.shape[0], transitions + 1, k, a.shape[-1]).mean(axis=2)
+    return np.diff(means, axis=1)
 
 
 def probe(latents_BTL, actions_BTA, names=None, ridge: float = 1e-3) -> dict:
