@@ -27,6 +27,7 @@ def base_config(total_steps: int) -> ml_collections.ConfigDict:
     config.batch_size = 1024  # global, over all processes and devices
     config.total_steps = total_steps
     config.optim = optim.optim_config(total_steps)
+    config.optim.total_steps = config.get_ref("total_steps")  # the schedule follows --config.total_steps
     config.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1, tensor=1))  # -1: all remaining devices
     config.log_every = 50
     config.checkpoint_every = 1000
