@@ -24,13 +24,19 @@ setup(
         "tensorflow-cpu",  # only for clu's metric writers and RLDS conversion; imported lazily
         "tensorboard",
         "tensorflow-datasets",  # RLDS (DROID, RECON) conversion only
+        "safetensors",  # released V-JEPA 2 weights (Hugging Face layout)
         "av",  # PyAV: video decoding
         "msgpack",
         "einops",
         "numpy",
     ],
     extras_require={
-        "test": ["pytest", "torch==2.13.0", "transformers", "safetensors", "ruff"],
+        "test": ["pytest", "torch==2.13.0", "transformers", "ruff"],
     },
-    entry_points={"console_scripts": ["lawm-train = experiments.train:run"]},
+    entry_points={
+        "console_scripts": [
+            "lawm-train = experiments.train:run",
+            "lawm-convert-vjepa2 = experiments.convert_vjepa2:run",
+        ]
+    },
 )

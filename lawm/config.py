@@ -27,6 +27,10 @@ def model_config() -> ml_collections.ConfigDict:
                 tubelet_size=2,
                 image_size=256,
                 causal="tubelet",
+                # Released weights: a Hugging Face V-JEPA 2 folder or a `lawm-convert-vjepa2` output. The
+                # checkpoint's own sizes replace width/depth/num_heads/mlp_ratio/patch_size/tubelet_size.
+                # None: random init from the seed (tests, the quickstart).
+                checkpoint=None,
             ),
             idm=dict(width=768, depth=12, num_heads=12, mlp_ratio=4.0),
             world_model=dict(width=1024, depth=24, num_heads=16, mlp_ratio=4.0, cond_dim=128),
@@ -61,8 +65,23 @@ def image_hw(encoder_config) -> tuple[int, int]:
     return (size, size) if isinstance(size, int) else tuple(size)
 
 
+def with_checkpoint_sizes(config):
+    """A copy of the model config whose encoder sizes are those of `encoder.checkpoint` (if any)."""
+    path = config.encoder.get("checkpoint")
+    if not path:
+        return config
+    from lawm import weights  # reads JSON only
+
+    spec = weights.read_spec(path)
+    config = ml_collections.ConfigDict(config.to_dict())
+    for field in ("width", "depth", "num_heads", "mlp_ratio", "patch_size", "tubelet_size"):
+        config.encoder[field] = getattr(spec, field)
+    return config
+
+
 def validate_model_config(config) -> None:
     """Raises ValueError naming the first bad field; returns None when the config can build a model."""
+    config = with_checkpoint_sizes(config)  # an unreadable checkpoint fails here, naming the file
     _positive_int(config, "latent_dim")
     for part in ("encoder", "idm", "world_model"):
         if part not in config:

@@ -19,6 +19,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+from absl import logging
 from flax import nnx
 
 from lawm import config as config_lib
@@ -45,6 +46,7 @@ class System:
 
     def __init__(self, model_config):
         config_lib.validate_model_config(model_config)
+        model_config = config_lib.with_checkpoint_sizes(model_config)
         self.config = model_config
         self.regularizer = regularizers.get(model_config.regularizer.name)
         self.regularizer_kwargs, self.regularizer_init_kwargs, _ = config_lib.regularizer_options(
@@ -94,6 +96,18 @@ class System:
         """Parameters per part, from shapes only (jax.eval_shape: no allocation)."""
         shapes = jax.eval_shape(self.init, jax.random.key(0))
         return {name: sum(x.size for x in jax.tree.leaves(tree)) for name, tree in shapes.items()}
+
+    def frozen_encoder(self, rng, shardings=None):
+        """The frozen encoder's params: the weights `encoder.checkpoint` names, else random from rng."""
+        path = self.config.encoder.get("checkpoint")
+        if not path:
+            return jax.jit(lambda key: self.init(key)["encoder"], out_shardings=shardings)(rng)
+        from lawm import weights
+
+        spec, params = weights.load(path)
+        logging.info("Frozen encoder: loaded %s (%s)", path, spec)
+        # Host numpy arrays: device_put copies them (a replicated put of device arrays may alias on CPU).
+        return jax.device_put(params, shardings) if shardings is not None else jax.device_put(params)
 
     def _module(self, name: str, params: Params):
         return nnx.merge(self._graphdefs[name], params[name])

@@ -64,7 +64,7 @@ def _validate(config, num_devices: int) -> None:
             f"{data_parallel} (mesh data x fsdp)"
         )
     pipeline.per_process_batch(config.batch_size)
-    encoder = config.model.encoder
+    encoder = config_lib.with_checkpoint_sizes(config.model).encoder
     frames = sources.num_frames(config.data)
     if encoder.causal != "per_frame" and frames % encoder.tubelet_size:
         raise ValueError(
@@ -254,9 +254,7 @@ def _train(config, workdir, num_steps, sigterm) -> dict:
     make_state = lambda key: init_state(system, optimizer, key, codebook_size)  # noqa: E731
     shardings = state_shardings(jax.eval_shape(make_state, rng), mesh)
     frozen_shardings = sharding.param_shardings(abstract_params["encoder"], mesh)
-    frozen = {
-        "encoder": jax.jit(lambda key: system.init(key)["encoder"], out_shardings=frozen_shardings)(rng)
-    }
+    frozen = {"encoder": system.frozen_encoder(rng, frozen_shardings)}
 
     checkpointer = checkpoint_lib.Checkpointer(
         workdir / "checkpoints",
