@@ -15,7 +15,7 @@ from tests.helpers import randomize_module
 
 @pytest.mark.parametrize(
     "head_dim,grid,steps",
-    [(64, 4, 3), (16, 3, 2), (10, 2, 4)],  # 64: 20 dims/axis + 4 spare; 10 is not divisible by 3
+    [(64, 4, 3), (16, 3, 2), (10, 2, 4), (9, 2, 2)],  # 64: 20 dims/axis + 4 spare; 10, 9: not divisible by 3
 )
 def test_rope_matches_vjepa2_reference(head_dim, grid, steps):
     heads = 2
@@ -37,8 +37,8 @@ def test_rope_matches_vjepa2_reference(head_dim, grid, steps):
     rope = layers.rope_tables(layers.token_positions(steps, grid, grid), head_dim)
     ours = layers.apply_rope(jnp.asarray(x.transpose(0, 2, 1, 3)), *rope)  # ours is (B, L, H, K)
     np.testing.assert_allclose(np.asarray(ours).transpose(0, 2, 1, 3), expected, atol=1e-5)
-    spare = 3 * layers.rope_axis_dim(head_dim)
-    np.testing.assert_array_equal(np.asarray(ours)[..., spare:], x.transpose(0, 2, 1, 3)[..., spare:])
+    rotated = 3 * layers.rope_axis_dim(head_dim)
+    np.testing.assert_array_equal(np.asarray(ours)[..., rotated:], x.transpose(0, 2, 1, 3)[..., rotated:])
 
 
 def test_token_positions_any_grid():
@@ -69,6 +69,15 @@ def test_attention_equals_naive_softmax_attention():
     weights = jax.nn.softmax(jnp.where(mask, logits, -jnp.inf), axis=-1)
     naive = attn.proj(jnp.einsum("bhqs,bshk->bqhk", weights, heads(attn.value)).reshape(2, 6, 32))
     np.testing.assert_allclose(out, naive, atol=1e-5)
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_einsum_attention_equals_jax_fused_attention(masked):
+    q, k, v = jax.random.normal(jax.random.key(0), (3, 2, 8, 4, 16))
+    mask = layers.block_causal_mask(np.repeat(np.arange(4), 2)) if masked else None
+    einsum = layers.dot_product_attention(q, k, v, mask, implementation="einsum")
+    fused = layers.dot_product_attention(q, k, v, mask, implementation="fused")
+    np.testing.assert_allclose(einsum, fused, atol=1e-5)
 
 
 def test_mlp_uses_exact_gelu():
