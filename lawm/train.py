@@ -11,9 +11,12 @@ outside it: they are rebuilt from the config.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
 import signal
 import time
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -125,7 +128,7 @@ def make_train_step(system: System, optimizer, reset_every: int | None):
     return train_step
 
 
-def init_state(system: System, optimizer, rng, codebook_size: int | None):
+def init_state(system: System, optimizer, rng, codebook_size: int | None = None):
     params = system.init(rng)
     trainable = {k: params[k] for k in TRAINABLE}
     state = {
@@ -138,6 +141,37 @@ def init_state(system: System, optimizer, rng, codebook_size: int | None):
     if codebook_size is not None:
         state["code_counts"] = jnp.zeros((codebook_size,), jnp.int32)
     return state
+
+
+@dataclasses.dataclass(frozen=True)
+class Parts:
+    """What a training run is built from (shared by the trainer, its tests and eval tools)."""
+
+    system: System
+    optimizer: optax.GradientTransformation
+    trainable: dict  # abstract trainable params
+    make_state: Callable  # rng -> a fresh train state
+    shardings: dict  # of the train state, on the mesh
+    frozen: dict  # {"encoder": params}, placed on the mesh
+    reset_every: int | None  # VQ dead-code reset period (None without a codebook)
+    rng: jax.Array
+
+
+def build(config, mesh) -> Parts:
+    """The system, its optimiser, the state's constructor and shardings, and the frozen encoder."""
+    system = System(config.model)
+    rng = jax.random.key(config.seed)
+    abstract = jax.eval_shape(system.init, rng)
+    trainable = {k: abstract[k] for k in TRAINABLE}
+    optimizer = optim.make_optimizer(config.optim, trainable)
+    _, _, trainer_options = config_lib.regularizer_options(config.model.regularizer)
+    codebook = abstract["regularizer"].get("codebook")
+    reset_every = trainer_options.get("reset_every") if codebook is not None else None
+    codebook_size = codebook.shape[0] if reset_every else None
+    make_state = functools.partial(init_state, system, optimizer, codebook_size=codebook_size)
+    shardings = state_shardings(jax.eval_shape(make_state, rng), mesh)
+    frozen = {"encoder": system.frozen_encoder(rng, sharding.param_shardings(abstract["encoder"], mesh))}
+    return Parts(system, optimizer, trainable, make_state, shardings, frozen, reset_every, rng)
 
 
 def state_shardings(abstract_state, mesh):
@@ -220,7 +254,6 @@ def _train(config, workdir, num_steps, sigterm) -> dict:
     from clu import metric_writers  # imports TensorFlow for TensorBoard: keep it out of library imports
 
     mesh = sharding.make_mesh(config.mesh)
-    system = System(config.model)
     writer = metric_writers.create_default_writer(workdir, just_logging=jax.process_index() > 0)
 
     # ---- Data --------------------------------------------------------------------------------
@@ -240,21 +273,10 @@ def _train(config, workdir, num_steps, sigterm) -> dict:
     action_names = getattr(eval_source, "action_names", None)
 
     # ---- Model, optimiser and state, created already sharded ---------------------------------
-    rng = jax.random.key(config.seed)
-    abstract_params = jax.eval_shape(system.init, rng)
-    trainable = {k: abstract_params[k] for k in TRAINABLE}
-    optimizer = optim.make_optimizer(config.optim, trainable)
+    parts = build(config, mesh)
+    system, rng = parts.system, parts.rng
     logging.info("Parameters per part: %s", system.param_counts())
-    logging.info("Optimiser split:\n%s", optim.describe(optim.param_labels(trainable), trainable))
-    _, _, trainer_options = config_lib.regularizer_options(config.model.regularizer)
-    codebook = abstract_params["regularizer"].get("codebook")
-    reset_every = trainer_options.get("reset_every") if codebook is not None else None
-    codebook_size = codebook.shape[0] if reset_every else None
-
-    make_state = lambda key: init_state(system, optimizer, key, codebook_size)  # noqa: E731
-    shardings = state_shardings(jax.eval_shape(make_state, rng), mesh)
-    frozen_shardings = sharding.param_shardings(abstract_params["encoder"], mesh)
-    frozen = {"encoder": system.frozen_encoder(rng, frozen_shardings)}
+    logging.info("Optimiser split:\n%s", optim.describe(optim.param_labels(parts.trainable), parts.trainable))
 
     checkpointer = checkpoint_lib.Checkpointer(
         workdir / "checkpoints",
@@ -263,16 +285,17 @@ def _train(config, workdir, num_steps, sigterm) -> dict:
     )
     last_checkpoint = checkpointer.latest_step()
     if last_checkpoint is None:
-        state = jax.jit(make_state, out_shardings=shardings)(rng)
+        state = jax.jit(parts.make_state, out_shardings=parts.shardings)(rng)
     else:
-        abstract = checkpoint_lib.abstract_like(jax.eval_shape(make_state, rng), shardings)
+        abstract = checkpoint_lib.abstract_like(jax.eval_shape(parts.make_state, rng), parts.shardings)
         state = checkpointer.restore(last_checkpoint, abstract, train_iter)
         logging.info("Resumed from %s at step %d", checkpointer.directory, last_checkpoint)
     start_step = int(jax.device_get(state["step"]))
     end_step = config.total_steps if num_steps is None else min(config.total_steps, start_step + num_steps)
 
     # ---- Compile once, ahead of the loop -------------------------------------------------------
-    step_fn = jax.jit(make_train_step(system, optimizer, reset_every), donate_argnums=0)
+    step_fn = jax.jit(make_train_step(system, parts.optimizer, parts.reset_every), donate_argnums=0)
+    frozen = parts.frozen
     batch = to_device(next(train_iter), mesh) if start_step < end_step else None
     flops_per_step = None
     if batch is not None:

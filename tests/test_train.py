@@ -12,8 +12,7 @@ import pytest
 
 from data_pipelines import sources
 from lawm import checkpoint as checkpoint_lib
-from lawm import optim, sharding, train
-from lawm.system import TRAINABLE, System
+from lawm import sharding, train
 from tests.helpers import tiny_train_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -22,19 +21,16 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def one_step(config, mesh_config, devices):
     """Loss and updated params after one real train step on the given mesh."""
     mesh = sharding.make_mesh(mesh_config, devices)
-    system = System(config.model)
-    rng = jax.random.key(0)
-    abstract = jax.eval_shape(system.init, rng)
-    optimizer = optim.make_optimizer(config.optim, {k: abstract[k] for k in TRAINABLE})
-    make_state = lambda key: train.init_state(system, optimizer, key, None)  # noqa: E731
-    shardings = train.state_shardings(jax.eval_shape(make_state, rng), mesh)
-    state = jax.jit(make_state, out_shardings=shardings)(rng)
-    frozen = {"encoder": jax.jit(lambda k: system.init(k)["encoder"])(rng)}
-    video = sources.make_source(config.data, "train")
-    batch = {"video": np.stack([video[i]["video"] for i in range(config.batch_size)])}
-    step = jax.jit(train.make_train_step(system, optimizer, None), donate_argnums=0)
-    new_state, metrics = step(state, frozen, train.to_device(batch, mesh))
+    parts = train.build(config, mesh)
+    state = jax.jit(parts.make_state, out_shardings=parts.shardings)(parts.rng)
+    step = jax.jit(train.make_train_step(parts.system, parts.optimizer, None), donate_argnums=0)
+    new_state, metrics = step(state, parts.frozen, train.to_device(first_batch(config), mesh))
     return float(metrics["loss"]), jax.device_get(new_state["params"]), new_state
+
+
+def first_batch(config):
+    source = sources.make_source(config.data, "train")
+    return {"video": np.stack([source[i]["video"] for i in range(config.batch_size)])}
 
 
 @pytest.mark.parametrize("mesh_config", [dict(data=8), dict(data=2, fsdp=4), dict(fsdp=4, tensor=2)])
@@ -181,15 +177,11 @@ def test_bad_config_fails_before_compiling_with_one_line(tmp_path, field, value,
 def test_train_step_reseeds_dead_codes_every_reset_every_steps():
     config = tiny_train_config(regularizer="discrete")
     config.model.regularizer = dict(name="discrete", codebook_size=64, reset_every=2)
-    system = System(config.model)
-    rng = jax.random.key(0)
-    abstract = jax.eval_shape(system.init, rng)
-    optimizer = optim.make_optimizer(config.optim, {k: abstract[k] for k in TRAINABLE})
-    state = jax.jit(lambda key: train.init_state(system, optimizer, key, 64))(rng)
-    frozen = {"encoder": jax.jit(lambda k: system.init(k)["encoder"])(rng)}
-    source = sources.make_source(config.data, "train")
-    batch = {"video": np.stack([source[i]["video"] for i in range(8)])}  # 8 clips x 1 transition
-    step = jax.jit(train.make_train_step(system, optimizer, reset_every=2))
+    parts = train.build(config, sharding.make_mesh(dict(data=1), jax.devices()[:1]))
+    assert parts.reset_every == 2
+    state, frozen = jax.jit(parts.make_state)(parts.rng), parts.frozen
+    batch = first_batch(config)  # 8 clips x 1 transition
+    step = jax.jit(train.make_train_step(parts.system, parts.optimizer, reset_every=2))
     state, metrics = step(state, frozen, batch)
     assert float(metrics["latent/codes_reset"]) == 0 and int(state["code_counts"].sum()) == 8
     before = np.asarray(state["params"]["regularizer"]["codebook"])
