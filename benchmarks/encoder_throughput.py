@@ -58,8 +58,14 @@ def main():
     torch.set_num_threads(os.cpu_count())
     device = "cuda" if torch.cuda.is_available() else "cpu"
     torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[args.dtype]
-    config = VJEPA2Config(hidden_size=p["width"], num_hidden_layers=p["depth"], num_attention_heads=p["heads"],
-                          crop_size=p["image_size"], frames_per_clip=p["frames"], pred_num_hidden_layers=1)
+    config = VJEPA2Config(
+        hidden_size=p["width"],
+        num_hidden_layers=p["depth"],
+        num_attention_heads=p["heads"],
+        crop_size=p["image_size"],
+        frames_per_clip=p["frames"],
+        pred_num_hidden_layers=1,
+    )
     reference = VJEPA2Model(config).eval()
     with tempfile.TemporaryDirectory() as folder:
         reference.save_pretrained(folder)
@@ -72,7 +78,9 @@ def main():
     params = jax.device_put(jax.tree.map(lambda x: x.astype(jax_dtype), params))
     forward = jax.jit(lambda params, video: nnx.merge(graphdef, params)(video))
 
-    video = np.random.default_rng(0).normal(size=(args.batch, p["frames"], p["image_size"], p["image_size"], 3))
+    video = np.random.default_rng(0).normal(
+        size=(args.batch, p["frames"], p["image_size"], p["image_size"], 3)
+    )
     video_jax = jax.device_put(video.astype(jax_dtype))
     video_torch = torch.from_numpy(video).permute(0, 1, 4, 2, 3).to(device=device, dtype=torch_dtype)
 
@@ -92,14 +100,25 @@ def main():
     reference_times = timed(run_reference, args.runs, args.warmup)
     ours_clips = args.batch / statistics.median(ours_times)
     reference_clips = args.batch / statistics.median(reference_times)
-    print(json.dumps({
-        "preset": args.preset, **p, "batch": args.batch, "dtype": args.dtype,
-        "jax_device": str(jax.devices()[0].device_kind), "torch_device": device,
-        "torch_threads": torch.get_num_threads(), "runs": args.runs,
-        "ours_clips_per_s": round(ours_clips, 3), "reference_clips_per_s": round(reference_clips, 3),
-        "ratio_ours_over_reference": round(ours_clips / reference_clips, 3),
-        "max_abs_diff": float(np.abs(ours - expected).max()),
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "preset": args.preset,
+                **p,
+                "batch": args.batch,
+                "dtype": args.dtype,
+                "jax_device": str(jax.devices()[0].device_kind),
+                "torch_device": device,
+                "torch_threads": torch.get_num_threads(),
+                "runs": args.runs,
+                "ours_clips_per_s": round(ours_clips, 3),
+                "reference_clips_per_s": round(reference_clips, 3),
+                "ratio_ours_over_reference": round(ours_clips / reference_clips, 3),
+                "max_abs_diff": float(np.abs(ours - expected).max()),
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":
