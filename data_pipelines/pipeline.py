@@ -1,9 +1,12 @@
 """The grain input pipeline: any random-access source -> per-process batches of numpy arrays.
 
-Each JAX process reads a disjoint slice of the source (index % process_count == process_index), shuffles
-it with a seed (a fresh order every epoch), batches to its share of the global batch and prefetches with
-threads (decoders release the GIL; on 2 cores threads beat processes). The iterator's state is a small
-dict saved in every checkpoint, so a resumed run sees exactly the batches an uninterrupted one would.
+All processes walk the same shuffled order of the source (one seed, a fresh order every epoch); global
+batch b is elements [b*G, (b+1)*G) of it, and process p reads only its slice [b*G + p*L, b*G + (p+1)*L)
+(L = G / processes). So the global batch, and hence the run, is the same whatever the number of processes,
+each process reads disjoint records, and `make_array_from_process_local_data` puts the slices in order.
+Records are read with a thread pool and prefetched (decoders release the GIL; on 2 cores threads beat
+processes). The iterator's state is a small dict saved in every checkpoint, so a resumed run sees exactly
+the batches an uninterrupted one would.
 """
 
 from __future__ import annotations
@@ -29,12 +32,14 @@ def train_dataset(
     process_index: int | None = None,
     process_count: int | None = None,
 ) -> grain.IterDataset:
-    """Infinite, shuffled, batched stream of this process's share of `source`."""
+    """Infinite, shuffled stream of this process's slices of the global batches of `source`."""
     process_index = jax.process_index() if process_index is None else process_index
     process_count = jax.process_count() if process_count is None else process_count
     batch = per_process_batch(global_batch, process_count)
-    dataset = grain.MapDataset.source(source)[process_index::process_count]
-    dataset = dataset.shuffle(seed=seed).repeat(None).batch(batch, drop_remainder=True)
+    dataset = grain.MapDataset.source(source).shuffle(seed=seed).repeat(None)
+    # Local batches in global order; this process takes every process_count-th, starting at its index.
+    # MapDatasets are lazy, so the other processes' records are never read here.
+    dataset = dataset.batch(batch, drop_remainder=True)[process_index::process_count]
     return dataset.to_iter_dataset(grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=prefetch))
 
 

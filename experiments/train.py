@@ -3,6 +3,7 @@
     lawm-train --config=experiments/configs/quickstart.py --workdir=/tmp/lawm_quickstart
     lawm-train --config=experiments/configs/lawm_yt1b.py:noisy-high --workdir=gs://bucket/run \
         --config.batch_size=512
+    lawm-train ... --coordinator=host0:1234 --num_processes=2 --process_id=0   # explicit multi-process
 
 Any config field can be overridden with --config.<field>=<value>. A workdir that already holds
 checkpoints resumes from the newest one.
@@ -23,6 +24,14 @@ _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Config file, optionally PATH:ARG.", lock_config=True
 )
 _WORKDIR = flags.DEFINE_string("workdir", None, "Where checkpoints, TensorBoard logs and evaluations go.")
+_COORDINATOR = flags.DEFINE_string(
+    "coordinator",
+    None,
+    "host:port of process 0, for explicit multi-process "
+    "launches (TPU pods and SLURM are detected without it).",
+)
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Processes in an explicit launch.")
+_PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index in an explicit launch.")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -37,12 +46,15 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     logging.get_absl_handler().addFilter(_quiet_dependencies)
-    from lawm import train  # after flag parsing, so --help stays fast
+    from lawm import checkpoint, distributed, train  # after flag parsing, so --help stays fast
+
+    # Before anything touches a JAX backend: join the other processes when launched as one of several.
+    distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
 
     logging.info("Config:\n%s", _CONFIG.value)
     try:
         train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
-    except (train.ConfigError, train.NonFiniteError) as error:
+    except (train.ConfigError, train.NonFiniteError, checkpoint.CheckpointError) as error:
         # A bad config or a diverged run: one clear line, no traceback to scroll through.
         logging.error("%s", error)
         print(f"lawm-train: error: {error}", file=sys.stderr)

@@ -13,7 +13,13 @@ from __future__ import annotations
 import grain
 import jax
 import orbax.checkpoint as ocp
+from absl import logging
 from etils import epath
+from jax.experimental import multihost_utils
+
+
+class CheckpointError(RuntimeError):
+    """Checkpoints exist but none can be restored."""
 
 
 class Checkpointer:
@@ -52,6 +58,47 @@ class Checkpointer:
         if data_iterator is not None:
             items["data"] = grain.checkpoint.CheckpointRestore(data_iterator)
         return self._manager.restore(step, args=ocp.args.Composite(**items))["state"]
+
+    def restore_latest(self, abstract_state, data_iterator=None):
+        """(step, state) from the newest checkpoint that restores, or (None, None) when there is none.
+
+        An unreadable checkpoint (a truncated or damaged file) is reported with a warning naming it and
+        the previous one is tried. Once a good one is found, the bad newer ones are renamed
+        `<step>.corrupt` (kept for inspection, out of the way of new saves). If none restores, nothing
+        is renamed and CheckpointError says so, rather than training from scratch over them.
+        """
+        steps = sorted(self.all_steps(), reverse=True)
+        bad = []
+        for step in steps:
+            try:
+                state = self.restore(step, abstract_state, data_iterator)
+            except Exception as error:  # orbax / tensorstore raise many types for a damaged file
+                message = " ".join(str(error).split())[:300]
+                logging.warning(
+                    "Checkpoint %s is unreadable (%s); trying the previous one.",
+                    self.directory / str(step),
+                    message,
+                )
+                bad.append(step)
+                continue
+            self._set_aside(bad)
+            return step, state
+        if steps:
+            raise CheckpointError(
+                f"no readable checkpoint in {self.directory} (tried steps "
+                f"{', '.join(map(str, steps))}); nothing was changed"
+            )
+        return None, None
+
+    def _set_aside(self, steps) -> None:
+        if not steps:
+            return
+        if jax.process_index() == 0:
+            for step in steps:
+                (self.directory / str(step)).rename(self.directory / f"{step}.corrupt")
+                logging.warning("Moved the unreadable checkpoint to %s", self.directory / f"{step}.corrupt")
+        multihost_utils.sync_global_devices("lawm_checkpoint_set_aside")
+        self._manager.reload()
 
     def wait(self) -> None:
         """Blocks until the asynchronous saves in flight are on disk."""

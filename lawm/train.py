@@ -24,6 +24,7 @@ import numpy as np
 import optax
 from absl import logging
 from etils import epath
+from jax.experimental import multihost_utils
 
 from data_pipelines import pipeline, sources
 from lawm import checkpoint as checkpoint_lib
@@ -190,19 +191,31 @@ def state_shardings(abstract_state, mesh):
 # ------------------------------------------------------------------------------------------------
 # Host-side helpers
 # ------------------------------------------------------------------------------------------------
-class _SigtermFlag:
-    """SIGTERM (TPU maintenance, spot reclamation) asks for a checkpoint at the next step boundary."""
+class _Preemption:
+    """SIGTERM (TPU maintenance, spot reclamation) asks for a checkpoint at the next step boundary.
+
+    With several processes, JAX's preemption sync point makes them all agree on that step (any process
+    may be the one signalled); alone, a plain signal handler sets a flag.
+    """
 
     def __init__(self):
-        self.raised = False
-        self._previous = signal.signal(signal.SIGTERM, self._handle)
+        self._signalled = False
+        self._multi = jax.process_count() > 1
+        # jax.distributed's own notifier catches SIGTERM; a Python handler would take the signal from it.
+        self._previous = None if self._multi else signal.signal(signal.SIGTERM, self._handle)
 
     def _handle(self, signum, frame):
         logging.warning("SIGTERM received: checkpointing at the next step boundary, then exiting.")
-        self.raised = True
+        self._signalled = True
+
+    def requested(self, step: int) -> bool:
+        if self._multi:
+            return multihost_utils.reached_preemption_sync_point(step)
+        return self._signalled
 
     def restore(self):
-        signal.signal(signal.SIGTERM, self._previous)
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
 
 
 def check_finite(state, last_checkpoint: int | None) -> None:
@@ -243,14 +256,14 @@ def train_and_evaluate(config, workdir, *, num_steps: int | None = None) -> dict
     evaluation), for job slots shorter than the run: the next call resumes where it stopped.
     """
     validate_config(config, jax.device_count())
-    sigterm = _SigtermFlag()  # from now on, SIGTERM means "checkpoint at the next step and exit 0"
+    preemption = _Preemption()  # from now on, SIGTERM means "checkpoint at the next step and exit 0"
     try:
-        return _train(config, epath.Path(workdir), num_steps, sigterm)
+        return _train(config, epath.Path(workdir), num_steps, preemption)
     finally:
-        sigterm.restore()
+        preemption.restore()
 
 
-def _train(config, workdir, num_steps, sigterm) -> dict:
+def _train(config, workdir, num_steps, preemption) -> dict:
     from clu import metric_writers  # imports TensorFlow for TensorBoard: keep it out of library imports
 
     mesh = sharding.make_mesh(config.mesh)
@@ -283,12 +296,11 @@ def _train(config, workdir, num_steps, sigterm) -> dict:
         max_to_keep=config.keep_checkpoints,
         keep_period=config.get("keep_every") or None,
     )
-    last_checkpoint = checkpointer.latest_step()
+    abstract = checkpoint_lib.abstract_like(jax.eval_shape(parts.make_state, rng), parts.shardings)
+    last_checkpoint, state = checkpointer.restore_latest(abstract, train_iter)
     if last_checkpoint is None:
         state = jax.jit(parts.make_state, out_shardings=parts.shardings)(rng)
     else:
-        abstract = checkpoint_lib.abstract_like(jax.eval_shape(parts.make_state, rng), parts.shardings)
-        state = checkpointer.restore(last_checkpoint, abstract, train_iter)
         logging.info("Resumed from %s at step %d", checkpointer.directory, last_checkpoint)
     start_step = int(jax.device_get(state["step"]))
     end_step = config.total_steps if num_steps is None else min(config.total_steps, start_step + num_steps)
@@ -334,11 +346,12 @@ def _train(config, workdir, num_steps, sigterm) -> dict:
                 writer.write_scalars(done, means)
                 history.append({"step": done, **means})
 
-            if done % config.checkpoint_every == 0 or done == end_step or sigterm.raised:
+            preempted = preemption.requested(done)
+            if done % config.checkpoint_every == 0 or done == end_step or preempted:
                 check_finite(state, last_checkpoint)
                 checkpointer.save(done, state, train_iter)
                 last_checkpoint = done
-            if sigterm.raised:
+            if preempted:
                 logging.warning("Checkpointed step %d after SIGTERM; exiting.", done)
                 checkpointer.wait()
                 return {"preempted_at": done, "history": history}

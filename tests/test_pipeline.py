@@ -36,6 +36,22 @@ def test_processes_read_disjoint_shards_covering_the_source():
     assert sorted(seen[0] + seen[1]) == list(range(40))
 
 
+def test_global_batches_do_not_depend_on_the_number_of_processes():
+    one = take(iter(pipeline.train_dataset(IndexSource(), global_batch=8, seed=2)), 7)
+    shards = [
+        take(
+            iter(
+                pipeline.train_dataset(
+                    IndexSource(), global_batch=8, seed=2, process_index=p, process_count=4
+                )
+            ),
+            7,
+        )
+        for p in range(4)
+    ]
+    assert [sum((shard[b] for shard in shards), []) for b in range(7)] == one
+
+
 def test_shuffle_depends_on_the_seed_and_changes_each_epoch():
     first = take(iter(pipeline.train_dataset(IndexSource(), global_batch=8, seed=0)), 10)
     again = take(iter(pipeline.train_dataset(IndexSource(), global_batch=8, seed=0)), 10)

@@ -1,0 +1,35 @@
+"""Multi-host start-up: one program per host (TPU pod worker, SLURM task), joined by jax.distributed.
+
+Call `initialize` before anything touches a JAX backend. Under a TPU pod or SLURM, JAX discovers the
+coordinator, the process count and this process's id from the environment; elsewhere pass them
+explicitly. On CPU the processes exchange collectives through gloo (how tests run two processes on
+loopback).
+"""
+
+from __future__ import annotations
+
+import os
+
+import jax
+
+
+def launched_by_cluster() -> bool:
+    """Whether a multi-process launcher started us (JAX then reads the rest from the environment)."""
+    if int(os.environ.get("SLURM_NTASKS", "1")) > 1 and "SLURM_JOB_ID" in os.environ:
+        return True
+    if "," in os.environ.get("TPU_WORKER_HOSTNAMES", ""):  # a multi-host TPU slice
+        return True
+    return int(os.environ.get("OMPI_COMM_WORLD_SIZE", "1")) > 1
+
+
+def initialize(
+    coordinator: str | None = None, num_processes: int | None = None, process_id: int | None = None
+) -> bool:
+    """Joins the multi-process runtime when launched that way (or told to); returns whether it did."""
+    if coordinator is None and not launched_by_cluster():
+        return False
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")  # only used by CPU backends
+    jax.distributed.initialize(
+        coordinator_address=coordinator, num_processes=num_processes, process_id=process_id
+    )
+    return True
