@@ -14,12 +14,21 @@ import jax
 
 
 def launched_by_cluster() -> bool:
-    """Whether a multi-process launcher started us (JAX then reads the rest from the environment)."""
-    if int(os.environ.get("SLURM_NTASKS", "1")) > 1 and "SLURM_JOB_ID" in os.environ:
-        return True
-    if "," in os.environ.get("TPU_WORKER_HOSTNAMES", ""):  # a multi-host TPU slice
-        return True
-    return int(os.environ.get("OMPI_COMM_WORLD_SIZE", "1")) > 1
+    """Whether a multi-process launcher started us: JAX's own detection (TPU VM metadata, SLURM, Open MPI,
+    ...), which jax.distributed.initialize() then uses to find the coordinator and this process's id."""
+    try:
+        from jax._src import clusters  # private, but it is exactly the detection initialize() runs
+
+        return any(
+            not env.opt_in_only_method and env.is_env_present() for env in clusters.ClusterEnv._cluster_types
+        )
+    except (ImportError, AttributeError):  # moved in a newer jax: fall back to the common environments
+        if "SLURM_JOB_ID" in os.environ and int(os.environ.get("SLURM_NTASKS", "1")) > 1:
+            return True
+        return (
+            "," in os.environ.get("TPU_WORKER_HOSTNAMES", "")
+            or int(os.environ.get("OMPI_COMM_WORLD_SIZE", "1")) > 1
+        )
 
 
 def initialize(

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from lawm import checkpoint as checkpoint_lib
-from lawm import sharding, train
+from lawm import distributed, sharding, train
 from tests.helpers import tiny_train_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -147,3 +147,16 @@ def test_no_readable_checkpoint_is_an_error_and_changes_nothing(tmp_path):
     with pytest.raises(checkpoint_lib.CheckpointError, match=message):
         train.train_and_evaluate(config, tmp_path)
     assert steps_on_disk(tmp_path) == [2, 4] and not list((tmp_path / "checkpoints").glob("*.corrupt"))
+
+
+def test_slurm_steps_are_recognised_as_multi_process_launches(monkeypatch):
+    assert not distributed.launched_by_cluster()  # this machine: a plain process
+    for var, value in dict(
+        SLURM_JOB_ID="7",
+        SLURM_STEP_NODELIST="node[0-1]",
+        SLURM_NTASKS="2",
+        SLURM_PROCID="1",
+        SLURM_LOCALID="0",
+    ).items():
+        monkeypatch.setenv(var, value)
+    assert distributed.launched_by_cluster()
