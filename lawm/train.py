@@ -15,6 +15,7 @@ import dataclasses
 import functools
 import json
 import signal
+import threading
 import time
 from collections.abc import Callable
 
@@ -202,7 +203,11 @@ class _Preemption:
         self._signalled = False
         self._multi = jax.process_count() > 1
         # jax.distributed's own notifier catches SIGTERM; a Python handler would take the signal from it.
-        self._previous = None if self._multi else signal.signal(signal.SIGTERM, self._handle)
+        # Handlers can only be installed from the main thread; elsewhere the caller owns signals.
+        main_thread = threading.current_thread() is threading.main_thread()
+        self._previous = (
+            signal.signal(signal.SIGTERM, self._handle) if main_thread and not self._multi else None
+        )
 
     def _handle(self, signum, frame):
         logging.warning("SIGTERM received: checkpointing at the next step boundary, then exiting.")
