@@ -27,16 +27,30 @@ def train_dataset(
     *,
     global_batch: int,
     seed: int,
+    weights=None,
+    keys=("video",),
     num_threads: int = 2,
     prefetch: int = 4,
     process_index: int | None = None,
     process_count: int | None = None,
 ) -> grain.IterDataset:
-    """Infinite, shuffled stream of this process's slices of the global batches of `source`."""
+    """Infinite, shuffled stream of this process's slices of the global batches of `source`.
+
+    `source` may be a list of sources mixed with `weights` (e.g. 90 % YT-Temporal-1B + 10 % DROID, PAPER.md
+    Table S3): each is shuffled and repeated on its own, then grain interleaves them in those proportions.
+    Records of a mixture keep only `keys`, the fields every source has, so they batch together.
+    """
     process_index = jax.process_index() if process_index is None else process_index
     process_count = jax.process_count() if process_count is None else process_count
     batch = per_process_batch(global_batch, process_count)
-    dataset = grain.MapDataset.source(source).shuffle(seed=seed).repeat(None)
+    parts = list(source) if isinstance(source, list | tuple) else [source]
+    streams = [grain.MapDataset.source(s).shuffle(seed=seed + i).repeat(None) for i, s in enumerate(parts)]
+    if len(streams) == 1:
+        dataset = streams[0]
+    else:
+        if weights is not None and len(weights) != len(streams):
+            raise ValueError(f"{len(weights)} mixture weights for {len(streams)} sources")
+        dataset = grain.MapDataset.mix(streams, weights).map(lambda record: {k: record[k] for k in keys})
     # Local batches in global order; this process takes every process_count-th, starting at its index.
     # MapDatasets are lazy, so the other processes' records are never read here.
     dataset = dataset.batch(batch, drop_remainder=True)[process_index::process_count]

@@ -72,6 +72,33 @@ def test_iterator_state_resumes_exactly():
     assert take(resumed, 6) == expected
 
 
+class TaggedSource(IndexSource):
+    def __init__(self, tag, length=1000):
+        super().__init__(length)
+        self.tag = tag
+
+    def __getitem__(self, index):
+        return {"index": np.int64(index), "source": np.int64(self.tag), "only_here": np.zeros(self.tag + 1)}
+
+
+def test_mixtures_follow_their_weights_and_keep_common_keys():
+    data = pipeline.train_dataset(
+        [TaggedSource(0), TaggedSource(1)],
+        weights=[0.9, 0.1],
+        global_batch=20,
+        seed=0,
+        keys=("index", "source"),
+    )
+    batches = [next(iterator) for iterator in [iter(data)] for _ in range(50)]
+    assert set(batches[0]) == {"index", "source"}
+    tags = np.concatenate([b["source"] for b in batches])
+    assert abs(tags.mean() - 0.1) < 0.02  # 1000 draws
+    again = [next(iterator) for iterator in [iter(data)] for _ in range(50)]
+    assert all((a["index"] == b["index"]).all() for a, b in zip(batches, again, strict=True))
+    with pytest.raises(ValueError, match="3 mixture weights for 2 sources"):
+        pipeline.train_dataset([TaggedSource(0), TaggedSource(1)], weights=[1, 1, 1], global_batch=4, seed=0)
+
+
 def test_batch_must_split_over_processes():
     with pytest.raises(ValueError, match="batch_size 9 is not divisible by the 2 processes"):
         pipeline.per_process_batch(9, process_count=2)
