@@ -58,7 +58,7 @@ def _check_meta(value, field: str, where: str) -> None:
             if not isinstance(key, str):
                 raise _fail(where, field, f"keys must be strings, got {type(key).__name__}")
             _check_meta(item, f"{field}.{key}", where)
-    elif isinstance(value, (list, tuple)):
+    elif isinstance(value, (list, tuple)) and not isinstance(value, msgpack.ExtType):  # ExtType: a tuple
         for i, item in enumerate(value):
             _check_meta(item, f"{field}[{i}]", where)
     elif not isinstance(value, _META_SCALARS):

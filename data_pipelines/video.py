@@ -33,7 +33,8 @@ from PIL import Image
 # sampled from 30 fps hits the exact midpoint between two frames at every other step).
 TIE_EPS_S = 1e-6
 # Frame threading: STACK_NOTES section 5 measured 2150 frames/s single-threaded vs 1200 with AUTO threads
-# on 2 cores; the pipeline already decodes several clips in parallel threads, so one thread per decoder.
+# on 2 cores; on one core the thread type made no difference to decode_clip. The pipeline already decodes
+# several clips in parallel threads, so one thread per decoder.
 THREAD_TYPE = "NONE"
 # swscale's bilinear widens its filter when shrinking, so it does not alias like a 2-tap bilinear would.
 INTERPOLATION = "BILINEAR"
@@ -106,10 +107,20 @@ def _earlier_is_nearer(t: float, earlier: float, later: float) -> bool:
     return t - earlier <= later - t + TIE_EPS_S
 
 
-def _resize_plan(height: int, width: int, size: int | None, crop: str | None, rng) -> tuple:
-    """((resized_h, resized_w), (top, left, crop_h, crop_w)) for a frame of the given size."""
+def _check_crop(crop: str | None, rng) -> None:
+    """Caller errors are plain ValueErrors, raised before decoding: they must never pass as bad input."""
     if crop not in CROPS:
         raise ValueError(f"crop must be one of {CROPS}, got {crop!r}")
+    if crop == "random" and rng is None:
+        raise ValueError('crop="random" needs an rng (numpy Generator)')
+
+
+def _resize_plan(height: int, width: int, size: int | None, crop: str | None, rng) -> tuple:
+    """((resized_h, resized_w), (top, left, crop_h, crop_w)) for a clip whose first frame has this size.
+
+    Every frame of the clip is resized to (resized_h, resized_w), so a stream that changes resolution
+    midway still yields one array.
+    """
     if size is None:
         return (height, width), (0, 0, height, width)
     scale = size / min(height, width)
@@ -119,8 +130,6 @@ def _resize_plan(height: int, width: int, size: int | None, crop: str | None, rn
     if crop == "center":
         top, left = (new_h - size) // 2, (new_w - size) // 2
     else:
-        if rng is None:
-            raise ValueError('crop="random" needs an rng (numpy Generator)')
         top, left = int(rng.integers(0, new_h - size + 1)), int(rng.integers(0, new_w - size + 1))
     return (new_h, new_w), (top, left, size, size)
 
@@ -183,6 +192,7 @@ def decode_clip(
     (None); with size=None frames keep their native size. `where` prefixes error messages (a source id).
     """
     targets = sample_times(num_frames, fps, start_s)
+    _check_crop(crop, rng)
     container, stream = _open(data_or_path, where)
     with container:
         try:
@@ -199,10 +209,7 @@ def decode_clip(
                     converted[id(frame)] = _crop(rgb.to_ndarray(), box)
                 except (av.error.FFmpegError, OSError) as e:
                     raise _fail(where, f"frame conversion failed: {e}") from None
-            try:
-                clip_FHWC[k] = converted[id(frame)]
-            except ValueError:  # the stream changed resolution mid-clip
-                raise _fail(where, f"frame size changed within the clip at frame {k}") from None
+            clip_FHWC[k] = converted[id(frame)]
     return clip_FHWC
 
 
@@ -224,6 +231,7 @@ def decode_jpeg_frames(
     crop; only the chosen JPEGs are decoded.
     """
     targets = sample_times(num_frames, fps, start_s)
+    _check_crop(crop, rng)
     if not frames:
         raise _fail(where, "zero frames")
     times = [i / source_fps for i in range(len(frames))]
@@ -239,12 +247,11 @@ def decode_jpeg_frames(
     for k, index in enumerate(indices):
         if index not in decoded:
             try:
-                image = Image.open(io.BytesIO(frames[index]))
+                image = Image.open(io.BytesIO(frames[index]))  # reads the header only
                 if plan is None:
                     (new_h, new_w), box = plan = _resize_plan(image.height, image.width, size, crop, rng)
                     clip_FHWC = np.empty((num_frames, box[2], box[3], 3), np.uint8)
-                if size is not None:
-                    image.draft("RGB", (new_w, new_h))  # let libjpeg decode at a reduced scale when it can
+                image.draft("RGB", (new_w, new_h))  # let libjpeg decode at a reduced scale when it can
                 image = image.convert("RGB")
                 if image.size != (new_w, new_h):
                     image = image.resize((new_w, new_h), Image.Resampling.BILINEAR)
