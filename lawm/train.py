@@ -275,9 +275,11 @@ def _train(config, workdir, num_steps, preemption) -> dict:
     writer = metric_writers.create_default_writer(workdir, just_logging=jax.process_index() > 0)
 
     # ---- Data --------------------------------------------------------------------------------
+    train_source = sources.make_source(config.data, "train")
+    bad_records = getattr(train_source, "counter", None)  # sources that skip and count bad records
     train_iter = iter(
         pipeline.train_dataset(
-            sources.make_source(config.data, "train"),
+            train_source,
             global_batch=config.batch_size,
             seed=config.data.shuffle_seed,
             num_threads=config.data.num_threads,
@@ -347,6 +349,8 @@ def _train(config, workdir, num_steps, preemption) -> dict:
                 }
                 pending = []
                 means.update(throughput(timer, done, config, flops_per_step))
+                if bad_records is not None:
+                    means.update(bad_records.metrics())
                 timer = (time.perf_counter(), done)
                 writer.write_scalars(done, means)
                 history.append({"step": done, **means})

@@ -1,0 +1,90 @@
+"""Training clips decoded from clip records (data_pipelines/records.py), as a grain random-access source.
+
+Record i becomes {"video": uint8 (F, S, S, 3)} (+ "actions" (F-1, A) when the record has them): F frames
+sampled at `fps` from the record's start by presentation timestamps, the short side resized to S and a
+crop taken (random in training, seeded by (seed, index) so runs repeat exactly; centred in evaluation).
+
+A record that fails to decode is skipped and counted: the source serves a deterministic substitute
+(another record) in its place, so batches keep their static shape, the run stays reproducible and the
+global batch still does not depend on the number of processes. The counter stops the run with a one-line
+error once the bad fraction passes its bound.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from data_pipelines import records, video
+
+# Substitutes are spread over the source by a large odd stride, so one damaged shard does not feed the
+# next bad neighbour in.
+_SUBSTITUTE_STRIDE = 1_000_003
+
+
+class ClipSource:
+    def __init__(
+        self,
+        record_source: records.RecordSource,
+        *,
+        num_frames: int,
+        fps: float,
+        image_size: int,
+        train: bool,
+        seed: int = 0,
+        counter: records.BadRecordCounter | None = None,
+        max_attempts: int = 8,
+    ):
+        self.records, self.num_frames, self.fps, self.image_size = record_source, num_frames, fps, image_size
+        self.train, self.seed, self.max_attempts = train, seed, max_attempts
+        self.counter = counter if counter is not None else records.BadRecordCounter()
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __repr__(self) -> str:  # grain checkpoints identify a source by its repr
+        return (
+            f"ClipSource({self.records!r}, num_frames={self.num_frames}, fps={self.fps}, "
+            f"image_size={self.image_size}, train={self.train}, seed={self.seed})"
+        )
+
+    def __getitem__(self, index) -> dict:
+        index = int(index)
+        for attempt in range(self.max_attempts):
+            candidate = (index + attempt * _SUBSTITUTE_STRIDE) % len(self)
+            try:
+                clip = self._clip(candidate)
+            except (records.RecordError, video.VideoError) as error:
+                self.counter.count(error)  # raises BadDataError past the bound
+                continue
+            self.counter.count()
+            return clip
+        raise records.BadDataError(
+            f"{self.max_attempts} records in a row failed to decode, from "
+            f"{self.records.where(index)}; last: {self.counter.last_error}"
+        )
+
+    def _clip(self, index: int) -> dict:
+        record = self.records[index]
+        where = self.records.where(index)
+        rng = np.random.default_rng([self.seed, index]) if self.train else None
+        sampling = dict(
+            num_frames=self.num_frames,
+            fps=self.fps,
+            size=self.image_size,
+            crop="random" if self.train else "center",
+            rng=rng,
+            where=where,
+        )
+        if "video" in record:
+            frames = video.decode_clip(record["video"], **sampling)
+        else:
+            frames = video.decode_jpeg_frames(record["frames"], source_fps=record["fps"], **sampling)
+        clip = {"video": frames}
+        if "actions" in record:  # one row per frame transition at the clip's rate
+            actions = record["actions"]
+            if len(actions) < self.num_frames - 1:
+                raise records.RecordError(
+                    f"{where}: actions: {len(actions)} rows for {self.num_frames} frames"
+                )
+            clip["actions"] = actions[: self.num_frames - 1]
+        return clip
