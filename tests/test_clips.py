@@ -4,7 +4,7 @@ import ml_collections
 import numpy as np
 import pytest
 
-from data_pipelines import records, sources, video
+from data_pipelines import pipeline, records, sources, video
 from data_pipelines.sources.clips import ClipSource
 from lawm import train
 from tests.helpers import tiny_train_config
@@ -31,8 +31,9 @@ def shard_dir(tmp_path_factory):
         for i in range(6)
     ]
     bad_video = {"video": b"not a video at all", "fps": 8.0, "meta": {"source_id": "broken"}}
+    truncated = records.encode_record(good[0])[:200]
     records.write_shard(folder / "clips-00000.array_record", good[:3] + [bad_video])
-    records.write_shard(folder / "clips-00001.array_record", [b"\x93garbage"] + good[3:])
+    records.write_shard(folder / "clips-00001.array_record", [b"\x93garbage"] + good[3:] + [truncated, b""])
     return folder
 
 
@@ -49,7 +50,7 @@ def clip_source(shard_dir, train, **counter):
 
 def test_clips_have_the_configured_shape_and_crops(shard_dir):
     evaluation, training = clip_source(shard_dir, False), clip_source(shard_dir, True)
-    assert len(evaluation) == 8
+    assert len(evaluation) == 10
     clip = evaluation[0]
     assert clip["video"].shape == (4, 32, 32, 3) and clip["video"].dtype == np.uint8
     np.testing.assert_array_equal(clip["actions"], np.zeros((3, 2), np.float32))
@@ -59,14 +60,21 @@ def test_clips_have_the_configured_shape_and_crops(shard_dir):
     assert np.allclose(np.diff(columns), 4 * 32 / 40, atol=1.0)
 
 
-def test_bad_records_are_replaced_and_counted(shard_dir):
-    source = clip_source(shard_dir, False, max_bad_fraction=0.5, min_records=1)
-    served = [source[i] for i in range(8)]
-    assert all(s["video"].shape == (4, 32, 32, 3) for s in served)
-    assert (source.counter.bad, source.counter.good) == (2, 8)
+def test_corrupt_truncated_and_empty_records_are_skipped_and_counted(shard_dir):
+    source = clip_source(shard_dir, False, max_bad_fraction=0.5, min_records=100)
+    data = pipeline.train_dataset(source, global_batch=5, seed=0, num_threads=2)
+    served = [
+        b for iterator in [iter(data)] for b in (next(iterator), next(iterator))
+    ]  # one epoch: 10 records
+    assert all(b["video"].shape == (5, 4, 32, 32, 3) for b in served)
+    clip_ids = {int(a[0, 0]) for b in served for a in b["actions"]}
+    assert clip_ids == set(range(6))  # every good clip came through; substitutes fill the bad slots
+    assert (
+        source.counter.bad >= 4 and source.counter.good >= 10
+    )  # garbage, bad video, truncated, empty (+ prefetch)
     strict = clip_source(shard_dir, False, max_bad_fraction=0.05, min_records=4)
     with pytest.raises(records.BadDataError, match="max_bad_fraction=0.05"):
-        [strict[i] for i in range(8)]
+        [strict[i] for i in range(10)]
 
 
 def test_trainer_runs_on_clip_records(shard_dir, tmp_path):
