@@ -14,13 +14,16 @@ Dimension keys: B clips, T state steps, L latent dim, A action dim.
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 
-def evaluate(system, params, batches, *, action_names=None, ridge: float = 1e-3) -> dict:
-    """`batches`: iterable of dicts with uint8 `video` (and optionally frame `actions` (B, F-1, A))."""
+@functools.lru_cache(maxsize=8)
+def _errors_fn(system):
+    """Per-clip errors with own / shuffled latents and copy-last, jitted once per system."""
 
     @jax.jit
     def errors(params, video):
@@ -34,6 +37,12 @@ def evaluate(system, params, batches, *, action_names=None, ridge: float = 1e-3)
             "copy_last": jnp.abs(context - targets).mean(axis=(1, 2, 3)),
         }, z
 
+    return errors
+
+
+def evaluate(system, params, batches, *, action_names=None, ridge: float = 1e-3) -> dict:
+    """`batches`: iterable of dicts with uint8 `video` (and optionally frame `actions` (B, F-1, A))."""
+    errors = _errors_fn(system)
     sums, latents, actions = {}, [], []
     for batch in batches:
         if len(batch["video"]) < 2:
