@@ -37,6 +37,7 @@ setup(
         "console_scripts": [
             "lawm-train = experiments.train:run",
             "lawm-convert-vjepa2 = experiments.convert_vjepa2:run",
+            "lawm-prepare = data_pipelines.tools.prepare:run",
         ]
     },
 )

@@ -12,6 +12,8 @@ error once the bad fraction passes its bound.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from data_pipelines import records, video
@@ -19,6 +21,35 @@ from data_pipelines import records, video
 # Substitutes are spread over the source by a large odd stride, so one damaged shard does not feed the
 # next bad neighbour in.
 _SUBSTITUTE_STRIDE = 1_000_003
+
+
+def first_good(
+    make: Callable[[int], dict],
+    index: int,
+    size: int,
+    counter: records.BadRecordCounter,
+    max_attempts: int,
+    where: Callable[[int], str],
+    what: str,
+) -> dict:
+    """make(index), or make() of the next substitute when it raises RecordError / VideoError (counted).
+
+    Candidates are index, index + stride, index + 2 * stride, ... (mod size); every one is counted, good or
+    bad, so the counter raises BadDataError past its bound. `max_attempts` bad ones in a row raise
+    BadDataError too, naming `where(index)` and `what` ("records", "videos").
+    """
+    for attempt in range(max_attempts):
+        candidate = (index + attempt * _SUBSTITUTE_STRIDE) % size
+        try:
+            clip = make(candidate)
+        except (records.RecordError, video.VideoError) as error:
+            counter.count(error)  # raises BadDataError past the bound
+            continue
+        counter.count()
+        return clip
+    raise records.BadDataError(
+        f"{max_attempts} {what} in a row failed to decode, from {where(index)}; last: {counter.last_error}"
+    )
 
 
 class ClipSource:
@@ -48,19 +79,8 @@ class ClipSource:
         )
 
     def __getitem__(self, index) -> dict:
-        index = int(index)
-        for attempt in range(self.max_attempts):
-            candidate = (index + attempt * _SUBSTITUTE_STRIDE) % len(self)
-            try:
-                clip = self._clip(candidate)
-            except (records.RecordError, video.VideoError) as error:
-                self.counter.count(error)  # raises BadDataError past the bound
-                continue
-            self.counter.count()
-            return clip
-        raise records.BadDataError(
-            f"{self.max_attempts} records in a row failed to decode, from "
-            f"{self.records.where(index)}; last: {self.counter.last_error}"
+        return first_good(
+            self._clip, int(index), len(self), self.counter, self.max_attempts, self.records.where, "records"
         )
 
     def _clip(self, index: int) -> dict:

@@ -1,0 +1,1 @@
+"""Command lines that write clip-record shards: `lawm-prepare videos` (prepare.py), `lawm-prepare rlds`."""
