@@ -69,6 +69,7 @@ def _validate(config, num_devices: int) -> None:
             f"{data_parallel} (mesh data x fsdp)"
         )
     pipeline.per_process_batch(config.batch_size)
+    sources.check_paths(config.data)
     encoder = config_lib.with_checkpoint_sizes(config.model).encoder
     frames = sources.num_frames(config.data)
     if encoder.causal != "per_frame" and frames % encoder.tubelet_size:

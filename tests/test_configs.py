@@ -14,6 +14,10 @@ CONFIGS = [("quickstart", None)] + [("lawm_yt1b", preset) for preset in lawm_yt1
 def test_config_validates_and_documents_itself(name, arg):
     module = importlib.import_module(f"experiments.configs.{name}")
     config = module.get_config(arg)
+    if name == "lawm_yt1b":  # the data paths are the user's; without them the config fails, naming them
+        with pytest.raises(train.ConfigError, match=r"data.yt_temporal.records.train is not set"):
+            train.validate_config(config, 8)
+        config.data.yt_temporal.records.update(train="/data/train", eval="/data/eval")
     train.validate_config(config, 8)
     for heading in ("COMMAND:", "RUNTIME:", "EXPECTED:"):
         assert heading in module.__doc__

@@ -83,3 +83,24 @@ def image_hw(data_config) -> tuple[int, int]:
     if _check_source(data_config) == "synthetic":
         return (data_config.world.image_size,) * 2
     return (data_config.image_size,) * 2
+
+
+def check_paths(data_config) -> None:
+    """Fails, naming the field, when the chosen source lacks the paths it reads (before any compute)."""
+    source = _check_source(data_config)
+    if source == "synthetic":
+        return
+    if source == "records":
+        fields = [f"paths.{split}" for split in ("train", "eval")]
+    elif source == "video_folder":
+        fields = [f"videos.{split}" for split in ("train", "eval")]
+    elif data_config.yt_temporal.get("mode", "videos") == "clips":
+        fields = [f"yt_temporal.records.{split}" for split in ("train", "eval")]
+    else:
+        fields = ["yt_temporal.video_dir"] + [f"yt_temporal.ids.{split}" for split in ("train", "eval")]
+    for field in fields:
+        value = data_config
+        for key in field.split("."):
+            value = value.get(key) if value is not None else None
+        if not value:
+            raise ValueError(f"data.{field} is not set (data.source={source!r})")

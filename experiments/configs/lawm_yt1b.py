@@ -1,10 +1,13 @@
 """The paper's recipe: latent action world models on YT-Temporal-1B (Garrido et al. 2026, PAPER.md §6).
 
-COMMAND:  lawm-train --config=experiments/configs/lawm_yt1b.py:noisy-high --workdir=gs://BUCKET/lawm/noisy-high
+COMMAND:  lawm-prepare videos --input ids.txt --video_dir /data/yt1b/videos --output /data/yt1b/clips
+          lawm-train --config=experiments/configs/lawm_yt1b.py:noisy-high --workdir=gs://BUCKET/noisy-high \
+              --config.data.yt_temporal.records.train=/data/yt1b/clips \
+              --config.data.yt_temporal.records.eval=/data/yt1b/clips-eval
           ARG is REGULARIZER-CAPACITY (sparse|noisy|discrete x low|mid|high) or deterministic or none.
-          Point --config.data.* at your YT-Temporal-1B clip records (the `yt_temporal` source comes with the
-          real-data pipeline; until then `--config.data.source=synthetic` runs the same recipe on the
-          synthetic world at 256 px, e.g. to check memory and throughput).
+          `--config.data.yt_temporal.mode=videos` (+ .ids.train/.eval, .video_dir) decodes the downloaded
+          videos directly instead; `--config.data.source=synthetic` runs the recipe on the synthetic world
+          at 256 px (to check memory and throughput without data).
 RUNTIME:  the paper reports ~12 h on 64 H100 (batch 1024 x 16 frames, 30k steps).
 EXPECTED: prediction error falls from `deterministic` (no action) to `none` (unconstrained), sparse and noisy
           spanning the range with capacity, discrete staying near the no-action baseline (PAPER.md §5, §8.1);
@@ -46,7 +49,17 @@ def get_config(arg="noisy-high"):
     if regularizer["name"] == "discrete":
         regularizer["reset_every"] = max(1, LATENTS_PER_RESET // (BATCH * (FRAMES // 2 - 1)))
     config.model.regularizer = regularizer
-    config.data.world = dict(image_size=256, num_frames=FRAMES, fps=4.0)
+    config.data.update(
+        source="yt_temporal",
+        yt_temporal=dict(
+            mode="clips", records=dict(train="", eval=""), ids=dict(train="", eval=""), video_dir=""
+        ),
+        num_frames=FRAMES,
+        fps=4.0,
+        image_size=256,
+        max_bad_fraction=0.01,
+        world=dict(image_size=256, num_frames=FRAMES, fps=4.0),  # for --config.data.source=synthetic
+    )
     config.batch_size = BATCH
     config.mesh = dict(
         data=-1, fsdp=1, tensor=1
