@@ -51,13 +51,6 @@ MANIFEST = "manifest.json"
 _PREFIX = "clips-"
 
 
-def _write_json(path: str, value) -> None:
-    """Atomically: a reader sees the old file or the whole new one."""
-    with open(path + ".tmp", "w") as f:
-        json.dump(value, f, indent=1)
-    os.replace(path + ".tmp", path)
-
-
 def clip_starts(duration_s: float, clip_seconds: float, stride_seconds: float) -> list[float]:
     """Start times of the clips that fit in a video of this duration, one every stride_seconds."""
     if duration_s + 1e-6 < clip_seconds:
@@ -119,7 +112,7 @@ def write_unit(shard_path: str, videos: list[str], params: dict) -> dict:
             summary["videos"].append({"video": path, "clips": count})
         summary["clips"] = sum(v["clips"] for v in summary["videos"])
         # Runs before write_shard renames the shard into place: a complete shard always has its summary.
-        _write_json(_summary_path(shard_path), summary)
+        records.write_json(_summary_path(shard_path), summary)
 
     records.write_shard(shard_path, clips())
     return summary
@@ -210,7 +203,7 @@ def prepare_videos(args: argparse.Namespace) -> dict:
         "failures": [failure for s in shards for failure in s["failures"]],
         "missing_ids": {"count": len(missing), "first": missing[:1000]},
     }
-    _write_json(os.path.join(args.output, MANIFEST), manifest)
+    records.write_json(os.path.join(args.output, MANIFEST), manifest)
     return manifest
 
 

@@ -101,7 +101,7 @@ def wrap_angles(angles: np.ndarray) -> np.ndarray:
 
 def _columns(values, width: int, name: str) -> np.ndarray:
     array = np.asarray(values, np.float64)
-    array = array.reshape(len(array), -1)
+    array = array.reshape(len(array), -1)  # (T,) or (T, 1) or (T, width)
     if array.shape[1] != width:
         raise EpisodeError(f"{name}: expected {width} values per step, got {array.shape[1]}")
     if not np.isfinite(array).all():
@@ -116,8 +116,8 @@ def _check_length(num_steps: int) -> None:
 
 def droid_states_actions(cartesian, gripper) -> tuple[np.ndarray, np.ndarray]:
     """(T, 6) cartesian [xyz, extrinsic euler xyz] and (T, 1) gripper -> states (T, 7), actions (T-1, 7)."""
+    _check_length(len(cartesian))
     states = np.concatenate([_columns(cartesian, 6, "cartesian"), _columns(gripper, 1, "gripper")], axis=1)
-    _check_length(len(states))
     actions = np.diff(states, axis=0)  # float64 until the end: deltas of large coordinates stay exact
     actions[:, 3:6] = wrap_angles(actions[:, 3:6])
     return states.astype(np.float32), actions.astype(np.float32)
@@ -125,8 +125,8 @@ def droid_states_actions(cartesian, gripper) -> tuple[np.ndarray, np.ndarray]:
 
 def recon_states_actions(position, yaw) -> tuple[np.ndarray, np.ndarray]:
     """(T, 2) world position, (T, 1) yaw -> states (T, 3), actions (T-1, 3) = robot-frame (dx, dy, dyaw)."""
+    _check_length(len(position))
     states = np.concatenate([_columns(position, 2, "position"), _columns(yaw, 1, "yaw")], axis=1)
-    _check_length(len(states))
     world = np.diff(states[:, :2], axis=0)
     cos, sin = np.cos(states[:-1, 2]), np.sin(states[:-1, 2])
     actions = np.stack(
@@ -238,7 +238,8 @@ def _check_features(builder, builder_dir: str, features: dict, split: str) -> No
         if not path.startswith("steps/"):
             raise RLDSError(f"feature {path!r} ({role}) is not a per-step feature (steps/...)")
     image = leaves[features["image"]]
-    if not isinstance(image, tfds.features.Image) and not (image.dtype == np.uint8 and len(image.shape) == 3):
+    is_array = getattr(image, "np_dtype", None) == np.uint8 and len(getattr(image, "shape", ())) == 3
+    if not (isinstance(image, tfds.features.Image) or is_array):
         raise RLDSError(f"feature {features['image']!r} is not an image: {image!r}")
 
 
@@ -306,14 +307,6 @@ def _read_episodes(builder, job: dict):
         yield index, data
 
 
-def _write_json(path: str, value) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(value, f, indent=1, sort_keys=True)
-        f.write("\n")
-    os.replace(tmp, path)
-
-
 def _convert_shard(job: dict) -> dict:
     """Write one shard (episodes [start, stop)) and its sidecar; returns the sidecar."""
     builder = _open_builder(job["builder_dir"])
@@ -335,7 +328,7 @@ def _convert_shard(job: dict) -> dict:
             sidecar["records"] += len(episode)
             yield from episode
         # Written before write_shard renames the shard into place: a final shard always has its sidecar.
-        _write_json(job["sidecar_path"], sidecar)
+        records.write_json(job["sidecar_path"], sidecar)
 
     if os.path.exists(job["path"] + ".tmp"):  # left by a killed run
         os.remove(job["path"] + ".tmp")
@@ -390,6 +383,11 @@ def convert(
         raise RLDSError(f"clip_frames must be >= 2 (one transition), got {clip_frames}")
     if episodes_per_shard < 1 or workers < 1 or (max_episodes is not None and max_episodes < 0):
         raise RLDSError("episodes_per_shard and workers must be >= 1, max_episodes >= 0")
+    unknown = sorted(set(features or {}) - set(FEATURES[dataset]))
+    if unknown:
+        raise RLDSError(
+            f"unknown feature role {unknown[0]!r} for {dataset} (roles: {', '.join(FEATURES[dataset])})"
+        )
     features = {**FEATURES[dataset], **(features or {})}
     if camera:
         features["image"] = camera if "/" in camera else f"steps/observation/{camera}"
@@ -458,13 +456,19 @@ def convert(
                 min(workers, len(pending)), mp_context=context
             ) as pool:
                 futures = {pool.submit(_convert_shard, job): job["shard"] for job in pending}
-                for future in concurrent.futures.as_completed(futures):
-                    sidecars[futures[future]] = future.result()
-                    bar.update()
+                try:
+                    for future in concurrent.futures.as_completed(futures):
+                        sidecars[futures[future]] = future.result()
+                        bar.update()
+                except BaseException:  # an error or ^C: drop the queued shards instead of waiting for them
+                    pool.shutdown(cancel_futures=True)
+                    raise
 
     shards = [sidecars[job["shard"]] for job in jobs]
     manifest = {
         **settings,
+        "builder_dir": builder_dir,
+        "max_episodes": max_episodes,
         "camera": camera_name,
         "conventions": CONVENTIONS[dataset],
         "episodes": num_episodes,
@@ -474,12 +478,12 @@ def convert(
         "failures": [failure for s in shards for failure in s["failures"]],
         "shards": [{k: s[k] for k in ("shard", "start", "stop", "episodes", "records")} for s in shards],
     }
-    _write_json(manifest_path, manifest)
+    records.write_json(manifest_path, manifest)
     return {**manifest, "written": [job["shard"] for job in pending], "skipped": skipped}
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`lawm-prepare rlds ...`: prints a one-line summary; a bad input is one line on stderr and exit 1."""
+    """`lawm-prepare rlds ...`: prints a one-line summary, returns 0; a bad input: one line on stderr, 1."""
     parser = argparse.ArgumentParser(prog="lawm-prepare rlds", description=__doc__.splitlines()[0])
     parser.add_argument(
         "--builder-dir", "--builder_dir", required=True, help="RLDS dir with dataset_info.json"
@@ -499,8 +503,9 @@ def main(argv: list[str] | None = None) -> int:
         metavar="ROLE=PATH",
         help="override a feature path, e.g. yaw=steps/observation/heading",
     )
-    parser.add_argument("--workers", type=int, default=1, help="shards converted in parallel processes")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes (default: cores)")
     args = parser.parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")  # TensorFlow's start-up INFO lines drown the summary
     try:
         overrides = dict(item.split("=", 1) for item in args.feature)
     except ValueError:
@@ -522,7 +527,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     except RLDSError as e:
         print(f"lawm-prepare rlds: error: {e}", file=sys.stderr)
-        raise SystemExit(1) from None
+        return 1
     print(
         f"lawm-prepare rlds: {args.dataset}/{args.split}: {manifest['records']} records from "
         f"{manifest['converted_episodes']} episodes in {len(manifest['shards'])} shards "
