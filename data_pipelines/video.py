@@ -265,6 +265,13 @@ def decode_jpeg_frames(
     return clip_FHWC
 
 
+def encode_jpeg(frame_HWC, quality: int = 90) -> bytes:
+    """One uint8 RGB frame as JPEG bytes (the `frames` form of a clip record)."""
+    buffer = io.BytesIO()
+    Image.fromarray(np.asarray(frame_HWC, np.uint8)).save(buffer, format="JPEG", quality=quality)
+    return buffer.getvalue()
+
+
 def encode_test_video(
     frames_FHWC: np.ndarray,
     fps: float | Fraction,

@@ -10,7 +10,6 @@ from fractions import Fraction
 import av
 import numpy as np
 import pytest
-from PIL import Image
 
 from data_pipelines import video
 
@@ -182,12 +181,7 @@ def test_random_crops_differ_across_rngs_and_stay_in_bounds(landscape):
 
 
 def jpegs(frames_FHWC, quality=95):
-    out = []
-    for frame in frames_FHWC:
-        buffer = io.BytesIO()
-        Image.fromarray(frame).save(buffer, format="JPEG", quality=quality)
-        out.append(buffer.getvalue())
-    return out
+    return [video.encode_jpeg(frame, quality) for frame in frames_FHWC]
 
 
 def test_jpeg_frames_sample_by_index():

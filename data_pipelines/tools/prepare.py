@@ -33,7 +33,6 @@ import argparse
 import concurrent.futures
 import contextlib
 import importlib
-import io
 import json
 import math
 import multiprocessing
@@ -41,7 +40,6 @@ import os
 import sys
 
 from etils import epath
-from PIL import Image
 from tqdm import tqdm
 
 from data_pipelines import records, video
@@ -57,12 +55,6 @@ def clip_starts(duration_s: float, clip_seconds: float, stride_seconds: float) -
         return []
     count = math.floor((duration_s - clip_seconds) / stride_seconds + 1e-6) + 1
     return [round(k * stride_seconds, 6) for k in range(count)]
-
-
-def _jpeg(frame_HWC, quality: int) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(frame_HWC).save(buffer, format="JPEG", quality=quality)
-    return buffer.getvalue()
 
 
 def video_clips(path: str, params: dict):
@@ -90,7 +82,7 @@ def video_clips(path: str, params: dict):
             where=path,
         )
         yield {
-            "frames": [_jpeg(frame, params["jpeg_quality"]) for frame in frames],
+            "frames": [video.encode_jpeg(frame, params["jpeg_quality"]) for frame in frames],
             "fps": float(params["fps"]),
             "meta": {"source_id": path, "start_s": start_s},
         }
