@@ -29,6 +29,7 @@ setup(
         "msgpack",
         "einops",
         "numpy",
+        "pillow",  # evaluation picture grids (PNG)
     ],
     extras_require={
         "test": ["pytest", "torch==2.13.0", "transformers", "ruff"],
@@ -36,6 +37,8 @@ setup(
     entry_points={
         "console_scripts": [
             "lawm-train = experiments.train:run",
+            "lawm-eval = experiments.eval:run",
+            "lawm-plan = experiments.plan:run",
             "lawm-convert-vjepa2 = experiments.convert_vjepa2:run",
             "lawm-prepare = data_pipelines.tools.prepare:run",
         ]

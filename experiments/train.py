@@ -11,12 +11,13 @@ checkpoints resumes from the newest one.
 
 from __future__ import annotations
 
-import logging as python_logging
 import os
 import sys
 
 from absl import app, flags, logging
 from ml_collections import config_flags
+
+from experiments import log_filter
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow (TensorBoard writer only): warnings and up
 
@@ -35,17 +36,10 @@ _PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index in 
 flags.mark_flags_as_required(["config", "workdir"])
 
 
-def _quiet_dependencies(record) -> bool:
-    """Keeps our logs, clu's metric lines and every warning; drops the INFO chatter of orbax, jax, etc."""
-    path = record.pathname.replace(os.sep, "/")
-    ours = any(f"/{package}/" in path for package in ("lawm", "data_pipelines", "experiments", "clu"))
-    return record.levelno >= python_logging.WARNING or ours or "site-packages/" not in path
-
-
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    logging.get_absl_handler().addFilter(_quiet_dependencies)
+    logging.get_absl_handler().addFilter(log_filter.quiet_dependencies)
     from lawm import checkpoint, distributed, train  # after flag parsing, so --help stays fast
 
     # Before anything touches a JAX backend: join the other processes when launched as one of several.

@@ -43,6 +43,10 @@ class Checkpointer:
     def all_steps(self) -> list[int]:
         return list(self._manager.all_steps())
 
+    def reload(self) -> None:
+        """Re-reads the directory: steps another process saved since (an evaluator following a run)."""
+        self._manager.reload()
+
     def save(self, step: int, state, data_iterator=None) -> None:
         items = {"state": ocp.args.StandardSave(state)}
         if data_iterator is not None:

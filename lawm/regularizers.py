@@ -68,7 +68,7 @@ def deterministic(raw, params, *, rng, train):
     return z, jnp.zeros((), jnp.float32), latent_stats(z)
 
 
-def sparse(raw, params, *, rng, train, l1=0.01, l2=1.0, var=0.1, cov=0.001, mean=0.1):
+def sparse(raw, params, *, rng, train, l1=0.01, l2=1.0, var=0.1, cov=0.001, mean=0.1, scale=1.0):
     """Energy + VCM sparsity regularizer (PAPER.md §5.1); z = raw.
 
     With Z = raw_ND (N latents x D dims), computed in float32:
@@ -77,7 +77,12 @@ def sparse(raw, params, *, rng, train, l1=0.01, l2=1.0, var=0.1, cov=0.001, mean
         variance = var  * (1/D) sum_d max(1 - sqrt(Var_d + 1e-4), 0)        (unbiased Var)
         cov.     = cov  * (1/(D(D-1))) sum_{i!=j} C_ij^2                     (unbiased covariance C)
         mean     = mean * (1/D) sum_d (mean_n Z_nd)^2
-        loss     = variance + cov. + mean + mean_n E(Z_n)
+        loss     = scale * (variance + cov. + mean + mean_n E(Z_n))
+
+    `scale` (not in the paper) weighs the whole regularizer against the prediction loss at once. With the
+    coefficients as printed (scale 1), small models on the synthetic world learn to ignore their latents:
+    the constraints are met by features that say nothing about the action, before the world model has
+    learned to read the latent. See experiments/configs/synthetic_eval.py for the scale that works there.
 
     Two deliberate deviations from the formulas as printed:
       1. E uses ||z||_2, not ||z||_2^2: with unit variance per dim ||z||_2^2 ~ D >> sqrt(D), so the
@@ -101,7 +106,7 @@ def sparse(raw, params, *, rng, train, l1=0.01, l2=1.0, var=0.1, cov=0.001, mean
     off_diag_sq = jnp.sum(cov_DD**2) - jnp.sum(var_D**2)
     covariance_loss = cov * off_diag_sq / max(d * (d - 1), 1)
     mean_loss = mean * jnp.mean(mean_D**2)
-    loss = variance_loss + covariance_loss + mean_loss + energy
+    loss = scale * (variance_loss + covariance_loss + mean_loss + energy)
     metrics = latent_stats(raw) | {
         "energy": energy,
         "variance_loss": variance_loss,

@@ -44,6 +44,8 @@ def normalize_states(states):
 class System:
     """Frozen encoder + IDM + regularizer + world model, built from a model config (lawm.config)."""
 
+    trainable = TRAINABLE
+
     def __init__(self, model_config):
         config_lib.validate_model_config(model_config)
         model_config = config_lib.with_checkpoint_sizes(model_config)
@@ -108,6 +110,21 @@ class System:
         logging.info("Frozen encoder: loaded %s (%s)", path, spec)
         # Host numpy arrays: device_put copies them (a replicated put of device arrays may alias on CPU).
         return jax.device_put(params, shardings) if shardings is not None else jax.device_put(params)
+
+    def frozen_params(self, rng, mesh=None) -> Params:
+        """The parts the trainer does not train ({"encoder": ...}), placed on `mesh` (FSDP) if given."""
+        shardings = None
+        if mesh is not None:
+            from lawm import sharding
+
+            shardings = sharding.param_shardings(jax.eval_shape(self.init, rng)["encoder"], mesh)
+        return {"encoder": self.frozen_encoder(rng, shardings)}
+
+    def evaluate(self, params: Params, batches, *, action_names=None) -> dict:
+        """The trainer's periodic evaluation: do the latents carry each clip's own motion?"""
+        from lawm.evals import latent_actions
+
+        return latent_actions.evaluate(self, params, batches, action_names=action_names)
 
     def _module(self, name: str, params: Params):
         return nnx.merge(self._graphdefs[name], params[name])

@@ -3,6 +3,11 @@
 One program for a laptop CPU and a TPU pod: the mesh, the batch and the model sizes are config. The loop
 never waits on the device except at log, checkpoint and evaluation boundaries.
 
+What it trains is a *system* (`make_system`, chosen by `config.task`): the latent action world model
+(lawm.system.System, the default), the frame-causal decoder (lawm.decoder.DecoderSystem) or a controller.
+A system holds pure functions of a params dict: `init`, `trainable` (the names of its trained parts),
+`frozen_params` (the parts it does not train: the encoder, a loaded world model), `loss_fn` and `evaluate`.
+
 Train state (a dict, checkpointed whole): step, rng, params (the trainable parts), opt_state,
 first_nonfinite_step (-1 while all is well; set inside the step, which then skips the update) and, for
 codebook regularizers, code_counts since the last dead-code reset. The frozen encoder's params live
@@ -31,8 +36,26 @@ from data_pipelines import pipeline, sources
 from lawm import checkpoint as checkpoint_lib
 from lawm import config as config_lib
 from lawm import hardware, optim, regularizers, sharding
-from lawm.evals import latent_actions
-from lawm.system import TRAINABLE, System
+from lawm.evals import runner
+from lawm.system import System
+
+TASKS = ("world_model", "decoder", "controller")
+
+
+def make_system(config):
+    """The system `config.task` names (default: the latent action world model)."""
+    task = config.get("task", "world_model")
+    if task == "world_model":
+        return System(config.model)
+    if task == "decoder":
+        from lawm.decoder import DecoderSystem
+
+        return DecoderSystem(config)
+    if task == "controller":
+        from lawm.controller import ControllerSystem
+
+        return ControllerSystem(config)
+    raise ValueError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
 
 
 class NonFiniteError(FloatingPointError):
@@ -55,7 +78,7 @@ def validate_config(config, num_devices: int) -> None:
 
 
 def _validate(config, num_devices: int) -> None:
-    config_lib.validate_model_config(config.model)
+    make_system(config)  # validates the model (and task) config
     optim.validate_optim_config(config.optim)
     if config.optim.total_steps != config.total_steps:
         raise ValueError(
@@ -131,9 +154,9 @@ def make_train_step(system: System, optimizer, reset_every: int | None):
     return train_step
 
 
-def init_state(system: System, optimizer, rng, codebook_size: int | None = None):
+def init_state(system, optimizer, rng, codebook_size: int | None = None):
     params = system.init(rng)
-    trainable = {k: params[k] for k in TRAINABLE}
+    trainable = {k: params[k] for k in system.trainable}
     state = {
         "step": jnp.zeros((), jnp.int32),
         "rng": jax.random.key_data(jax.random.fold_in(rng, 1)),
@@ -150,7 +173,7 @@ def init_state(system: System, optimizer, rng, codebook_size: int | None = None)
 class Parts:
     """What a training run is built from (shared by the trainer, its tests and eval tools)."""
 
-    system: System
+    system: System  # or another system (see make_system)
     optimizer: optax.GradientTransformation
     trainable: dict  # abstract trainable params
     make_state: Callable  # rng -> a fresh train state
@@ -162,18 +185,18 @@ class Parts:
 
 def build(config, mesh) -> Parts:
     """The system, its optimiser, the state's constructor and shardings, and the frozen encoder."""
-    system = System(config.model)
+    system = make_system(config)
     rng = jax.random.key(config.seed)
     abstract = jax.eval_shape(system.init, rng)
-    trainable = {k: abstract[k] for k in TRAINABLE}
+    trainable = {k: abstract[k] for k in system.trainable}
     optimizer = optim.make_optimizer(config.optim, trainable)
     _, _, trainer_options = config_lib.regularizer_options(config.model.regularizer)
-    codebook = abstract["regularizer"].get("codebook")
+    codebook = trainable.get("regularizer", {}).get("codebook")
     reset_every = trainer_options.get("reset_every") if codebook is not None else None
     codebook_size = codebook.shape[0] if reset_every else None
     make_state = functools.partial(init_state, system, optimizer, codebook_size=codebook_size)
     shardings = state_shardings(jax.eval_shape(make_state, rng), mesh)
-    frozen = {"encoder": system.frozen_encoder(rng, sharding.param_shardings(abstract["encoder"], mesh))}
+    frozen = system.frozen_params(rng, mesh)
     return Parts(system, optimizer, trainable, make_state, shardings, frozen, reset_every, rng)
 
 
@@ -236,20 +259,15 @@ def check_finite(state, last_checkpoint: int | None) -> None:
 
 
 def to_device(batch, mesh):
-    """This process's share of the batch -> global arrays sharded over data x fsdp (model inputs only)."""
+    """This process's share of the batch -> global arrays sharded over data x fsdp (model inputs only:
+    video, precomputed states, and the frame actions a controller learns from, as float32)."""
     batch_sharding = sharding.batch_sharding(mesh)
+    dtypes = {"video": None, "states": None, "actions": np.float32}
     return {
-        k: jax.make_array_from_process_local_data(batch_sharding, np.asarray(v))
+        k: jax.make_array_from_process_local_data(batch_sharding, np.asarray(v, dtypes[k]))
         for k, v in batch.items()
-        if k in ("video", "states")
+        if k in dtypes
     }
-
-
-def write_eval(workdir, step: int, results: dict, config) -> epath.Path:
-    path = epath.Path(workdir) / "eval" / f"{step}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"step": step, **results, "config": config.to_dict()}, indent=2, default=str))
-    return path
 
 
 # ------------------------------------------------------------------------------------------------
@@ -274,6 +292,8 @@ def _train(config, workdir, num_steps, preemption) -> dict:
 
     mesh = sharding.make_mesh(config.mesh)
     writer = metric_writers.create_default_writer(workdir, just_logging=jax.process_index() > 0)
+    if jax.process_index() == 0:
+        runner.write_config(workdir, config)  # evaluation rebuilds the run from it
 
     # ---- Data --------------------------------------------------------------------------------
     train_source = sources.make_source(config.data, "train")
@@ -381,15 +401,14 @@ def _train(config, workdir, num_steps, preemption) -> dict:
     writer.write_scalars(final_step, {f"eval/{k}": v for k, v in results.items()})
     writer.flush()
     if jax.process_index() == 0:
-        path = write_eval(workdir, final_step, results, config)
+        path = runner.write_results(workdir, final_step, results, config, by_lawm_eval=False)
         logging.info("Final evaluation (%s): %s", path, json.dumps(results))
     checkpointer.close()
     return {"eval": results, "history": history}
 
 
-def evaluate(system: System, frozen, state, eval_data, action_names=None) -> dict:
-    params = {**frozen, **state["params"]}
-    return latent_actions.evaluate(system, params, eval_data, action_names=action_names)
+def evaluate(system, frozen, state, eval_data, action_names=None) -> dict:
+    return system.evaluate({**frozen, **state["params"]}, eval_data, action_names=action_names)
 
 
 def throughput(timer, done: int, config, flops_per_step) -> dict:

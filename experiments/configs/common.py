@@ -34,5 +34,25 @@ def base_config(total_steps: int) -> ml_collections.ConfigDict:
     config.keep_checkpoints = 3  # the newest N ...
     config.keep_every = 0  # ... plus every step divisible by this (0: none)
     config.eval_every = 0  # 0: evaluate at the end only
-    config.eval = ml_collections.ConfigDict(dict(num_clips=256, batch_size=32))
+    config.eval = ml_collections.ConfigDict(
+        dict(
+            num_clips=256,
+            batch_size=32,
+            # lawm-eval (experiments/eval.py): other runs it compares with, and perceptual-metric weights.
+            reference_workdir="",  # a run of the same recipe with regularizer `deterministic`
+            decoder_workdir="",  # a decoder run (experiments/configs/decoder.py) over this model's states
+            lpips_weights="",  # local LPIPS weights (lawm/evals/lpips.py): LPIPS metrics when given
+        )
+    )
+    # lawm-eval's evaluators (lawm/evals/<name>.py) and their options.
+    config.evaluators = ml_collections.ConfigDict(
+        dict(
+            latent_actions={},
+            latent_stats={},
+            probes={},
+            capacity=dict(context_steps=2),
+            scene_cut={},
+            transfer=dict(horizon=4),
+        )
+    )
     return config

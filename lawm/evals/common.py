@@ -1,0 +1,80 @@
+"""What every evaluator receives, and the helpers they share.
+
+An evaluator is a module under lawm/evals/ with
+
+    evaluate(context: Context, batches: list[dict], **options) -> dict[str, float]
+
+`batches` are held-out clips (dicts with uint8 `video` (B, F, H, W, 3) and, where the data has them, frame
+`actions` (B, F-1, A)); `options` come from the eval config (`config.evaluators.<name>`). Metric names are
+prefixed with the evaluator's name. Pictures go to `context.picture_dir` when it is set and a decoder is
+given.
+
+Dimension keys: B clips, T state steps, N tokens per step, E state dim, L latent dim, H horizon.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+@dataclasses.dataclass
+class Model:
+    """A system (lawm.system.System or lawm.decoder.DecoderSystem) with its params (frozen parts included)."""
+
+    system: Any
+    params: dict
+
+
+@dataclasses.dataclass
+class Context:
+    model: Model  # the latent action world model under evaluation
+    reference: Model | None = None  # a deterministic world model trained with the same recipe
+    decoder: Model | None = None  # a frame-causal decoder of this model's states (pictures, PSNR, LPIPS)
+    lpips: dict | None = None  # LPIPS params (lawm.evals.lpips.load), for perceptual pixel metrics
+    action_names: list[str] | None = None
+    picture_dir: Any = None  # epath.Path or None
+
+
+def l1_per_step(prediction_BHNE, target_BHNE):
+    """Mean absolute error per clip and step: (B, H)."""
+    return jnp.abs(prediction_BHNE.astype(jnp.float32) - target_BHNE.astype(jnp.float32)).mean(axis=(-2, -1))
+
+
+def partner(x):
+    """Clip b's partner is clip b-1 (a derangement for B >= 2): the "other video" of a pair."""
+    return jnp.roll(x, 1, axis=0)
+
+
+@functools.lru_cache(maxsize=16)
+def encode_fn(system):
+    return jax.jit(system.encode)
+
+
+@functools.lru_cache(maxsize=16)
+def rollout_fn(system, steps: int):
+    """jit(params, context_BCNE, latents_BKL) -> (B, steps, N, E), compiled once per system and horizon."""
+    return jax.jit(functools.partial(system.rollout, steps=steps))
+
+
+@functools.lru_cache(maxsize=16)
+def latents_fn(system):
+    return jax.jit(system.infer_latents)
+
+
+def mean_over(values: list) -> float:
+    return float(np.mean(np.concatenate([np.ravel(np.asarray(v, np.float64)) for v in values])))
+
+
+def usable(batches):
+    """Batches with at least two clips (pairs and shuffles need another clip)."""
+    return [b for b in batches if len(b["video"]) >= 2]
+
+
+def ratio(numerator: float, denominator: float) -> float:
+    return float(numerator / denominator) if denominator > 0 else float("nan")

@@ -1,0 +1,90 @@
+"""The frame-causal video decoder (PAPER.md §7): states back to frames, for inspection and LPIPS only.
+
+Dimension keys: B batch, T state steps, N tokens per step (an h x w grid), E state dim, D width,
+F frames (F = T * k, k the tubelet size), H/W pixels, C channels (3), P values per token (k*p*p*3).
+
+The paper reuses the encoder's ViT with RoPE and adds a linear patch-to-pixels layer; we do the same with
+the shared blocks:
+
+    Linear(E->D) -> Blocks (3D RoPE over the (t, h, w) token grid, block-causal over steps)
+                 -> LayerNorm -> Linear(D -> k*p*p*3) -> unpatchify
+
+Each token becomes the k x p x p pixel cube its encoder token came from, so the frames of step t are a
+function of states s_0..s_t only (the attention mask lets step t see steps <= t). Frames come out in the
+encoder's normalised pixel space (`lawm.models.encoder.normalize_video`), where the decoder's L1 is taken;
+`pixels_0_255` and `to_uint8` map them back to images.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+from flax import nnx
+
+from lawm.models import layers
+from lawm.models.encoder import IMAGENET_MEAN, IMAGENET_STD
+
+
+def pixels_0_255(frames, clip: bool = True):
+    """Normalised frames (any shape, channels last) -> float32 RGB on the 0..255 scale, not rounded.
+
+    clip=False keeps values outside [0, 255] (and their gradient), for losses.
+    """
+    rgb = (jnp.asarray(frames, jnp.float32) * IMAGENET_STD + IMAGENET_MEAN) * 255.0
+    return jnp.clip(rgb, 0.0, 255.0) if clip else rgb
+
+
+def to_uint8(frames):
+    """Normalised frames -> uint8 RGB images: the inverse of `normalize_video`, clipped and rounded."""
+    return jnp.round(pixels_0_255(frames)).astype(jnp.uint8)
+
+
+class FrameDecoder(nnx.Module):
+    """Frame-causal ViT decoder: states (B, T, N, E) -> normalised frames (B, T * tubelet_size, H, W, 3)."""
+
+    def __init__(
+        self,
+        *,
+        state_dim: int,
+        width: int = 1024,
+        depth: int = 24,
+        num_heads: int = 16,
+        mlp_ratio: float = 4.0,
+        patch_size: int = 16,
+        tubelet_size: int = 2,
+        out_channels: int = 3,
+        dtype=None,
+        param_dtype=jnp.float32,
+        rngs: nnx.Rngs,
+    ):
+        self.patch_size = patch_size
+        self.tubelet_size = tubelet_size
+        self.out_channels = out_channels
+        self.head_dim = width // num_heads
+        kw = dict(dtype=dtype, param_dtype=param_dtype, rngs=rngs)
+        init = layers.default_kernel_init()
+        self.embed = nnx.Linear(state_dim, width, kernel_init=init, **kw)
+        self.blocks = nnx.List(
+            [layers.Block(width, num_heads, mlp_ratio=mlp_ratio, **kw) for _ in range(depth)]
+        )
+        self.norm = layers.layer_norm(width, **kw)
+        self.head = nnx.Linear(
+            width, tubelet_size * patch_size * patch_size * out_channels, kernel_init=init, **kw
+        )
+
+    def __call__(self, states_BTNE, grid_hw: tuple[int, int]):
+        """States (B, T, N, E) on an h x w token grid -> float32 frames (B, T * k, h * p, w * p, C)."""
+        B, T, N, E = states_BTNE.shape
+        h, w = grid_hw
+        if N != h * w:
+            raise ValueError(f"{N} tokens per state do not form the grid {grid_hw}")
+        positions = layers.token_positions(T, h, w)
+        rope = layers.rope_tables(positions, self.head_dim)
+        mask = layers.block_causal_mask(positions[:, 0])
+        x_BLD = self.embed(states_BTNE.reshape(B, T * N, E))
+        for block in self.blocks:
+            x_BLD = block(x_BLD, rope, mask)
+        out_BLP = self.head(self.norm(x_BLD)).astype(jnp.float32)
+        k, p, C = self.tubelet_size, self.patch_size, self.out_channels
+        # Token (t, i, j) holds the pixel cube frames t*k.., rows i*p.., columns j*p.. (as the Conv3d).
+        cubes = out_BLP.reshape(B, T, h, w, k, p, p, C)
+        return cubes.transpose(0, 1, 4, 2, 5, 3, 6, 7).reshape(B, T * k, h * p, w * p, C)
