@@ -33,7 +33,8 @@ def model_config() -> ml_collections.ConfigDict:
                 checkpoint=None,
             ),
             idm=dict(width=768, depth=12, num_heads=12, mlp_ratio=4.0),
-            world_model=dict(width=1024, depth=24, num_heads=16, mlp_ratio=4.0, cond_dim=128),
+            # residual: predict s_{t+1} - s_t (not the paper's; see lawm.models.world_model).
+            world_model=dict(width=1024, depth=24, num_heads=16, mlp_ratio=4.0, cond_dim=128, residual=False),
             # `name` picks the function in lawm.regularizers; other keys are its options (see the registry).
             regularizer=dict(name="sparse", l1=0.01),
         )
@@ -96,6 +97,8 @@ def validate_model_config(config) -> None:
                 f"model.{part}.num_heads ({config[part].num_heads})"
             )
     _positive_int(config, "world_model.cond_dim")
+    if not isinstance(config.world_model.get("residual", False), bool):
+        raise ValueError(f"model.world_model.residual must be a bool, got {config.world_model.residual!r}")
     encoder = config.encoder
     for field in ("patch_size", "tubelet_size"):
         _positive_int(config, f"encoder.{field}")

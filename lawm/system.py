@@ -71,7 +71,11 @@ class System:
                 **pick(idm),
             ),
             "world_model": functools.partial(
-                WorldModel, state_dim=enc.width, latent_dim=latent_dim, **pick(wm, "cond_dim")
+                WorldModel,
+                state_dim=enc.width,
+                latent_dim=latent_dim,
+                residual=wm.get("residual", False),
+                **pick(wm, "cond_dim"),
             ),
         }
         # Graph definitions from abstract modules: nothing is allocated here.

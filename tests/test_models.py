@@ -97,3 +97,17 @@ def test_world_model_prediction_sees_only_the_past():
         # ... while its own inputs s_t and z_t do move it, so the check above can fail.
         assert max_abs_diff(np.asarray(run(wm, s.at[:, t].add(1.0), z))[:, t], base[:, t]) > 1e-4
         assert max_abs_diff(np.asarray(run(wm, s, z.at[:, t].add(1.0)))[:, t], base[:, t]) > 1e-4
+
+
+def test_residual_world_model_starts_from_copy_last_and_learns_the_change():
+    kw = dict(state_dim=E, latent_dim=LATENT, width=16, depth=1, num_heads=2, cond_dim=8)
+    wm = WorldModel(residual=True, rngs=nnx.Rngs(0), **kw)
+    s = states()
+    z = jax.random.normal(jax.random.key(2), (2, 5, LATENT))
+    np.testing.assert_array_equal(np.asarray(wm(s, z, GRID)), np.asarray(s))  # zero head: exactly copy-last
+    randomize_module(wm, jax.random.key(3))
+    moved = np.asarray(wm(s, z, GRID))
+    assert max_abs_diff(moved, s) > 1e-3  # once trained, the head adds a change to s_t
+    plain = WorldModel(rngs=nnx.Rngs(0), **kw)
+    nnx.update(plain, nnx.state(wm))  # the same weights, without the skip connection
+    np.testing.assert_allclose(moved - np.asarray(s), np.asarray(plain(s, z, GRID)), atol=1e-5)

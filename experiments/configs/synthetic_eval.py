@@ -29,7 +29,7 @@ def get_config(arg="noisy"):
     config.model.latent_dim = 16
     config.model.encoder.update(width=64, depth=0, num_heads=4, patch_size=8, tubelet_size=2, image_size=64)
     config.model.idm.update(width=64, depth=1, num_heads=4)
-    config.model.world_model.update(width=64, depth=2, num_heads=4, cond_dim=32)
+    config.model.world_model.update(width=64, depth=2, num_heads=4, cond_dim=32, residual=True)
     config.model.regularizer = dict(REGULARIZERS[arg])
     config.data.world = dict(
         image_size=64,

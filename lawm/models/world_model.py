@@ -19,6 +19,10 @@ class WorldModel(nnx.Module):
     Step t's tokens are modulated by an MLP embedding of z_t (frame-wise AdaLN-zero), and the output at
     step t is the prediction of s_{t+1}. Alignment invariant: output t depends on s_{0..t} and z_{0..t} only
     (block-causal attention; modulation is per step).
+
+    `residual=True` (not the paper's predictor) predicts the change: output = s_t + head(...), with the head
+    zero-initialised so training starts from copy-last. Small models then spend their capacity on what
+    moves rather than on re-drawing the static scene (the synthetic-world evaluation models use it).
     """
 
     def __init__(
@@ -31,6 +35,7 @@ class WorldModel(nnx.Module):
         num_heads: int = 16,
         mlp_ratio: float = 4.0,
         cond_dim: int = 128,
+        residual: bool = False,
         dtype=None,
         param_dtype=jnp.float32,
         rngs: nnx.Rngs,
@@ -48,7 +53,9 @@ class WorldModel(nnx.Module):
             ]
         )
         self.norm = layers.layer_norm(width, **kw)
-        self.head = nnx.Linear(width, state_dim, kernel_init=init, **kw)
+        self.residual = residual
+        head_init = nnx.initializers.zeros_init() if residual else init
+        self.head = nnx.Linear(width, state_dim, kernel_init=head_init, **kw)
 
     def __call__(self, states_BTNE, latents_BTL, grid_hw: tuple[int, int]):
         """States s_0..s_{T-1} (B, T, N, E) and latents z_0..z_{T-1} (B, T, L) -> predictions of s_1..s_T."""
@@ -66,4 +73,5 @@ class WorldModel(nnx.Module):
         x = self.embed(states_BTNE.reshape(B, T * N, E))
         for block in self.blocks:
             x = block(x, cond_BTC, rope, mask)
-        return self.head(self.norm(x)).reshape(B, T, N, E)
+        out = self.head(self.norm(x)).reshape(B, T, N, E)
+        return states_BTNE.astype(out.dtype) + out if self.residual else out
