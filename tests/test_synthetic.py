@@ -94,6 +94,28 @@ def test_replaying_recorded_actions_reproduces_the_clip():
         np.testing.assert_array_equal(np.stack([s.camera for s in states]), record["camera_positions"])
 
 
+def test_patterned_agents_replay_exactly_and_their_pattern_moves_with_them():
+    patterned = dataclasses.replace(BUSY, agent_pattern=60.0, num_agents=(1, 1), sprite_radius=(8.0, 10.0))
+    record = S.generate(patterned, 2, 0)
+    np.testing.assert_array_equal(_replay(patterned, 2, 0, record["actions"])[1], record["video"])
+    plain = S.generate(dataclasses.replace(patterned, agent_pattern=0.0), 2, 0)
+    changed = np.any(record["video"] != plain["video"], axis=-1)  # (F, H, W): only the agent's pixels
+    y, x = record["agent_positions"][0, 0]
+    assert changed[0, int(y) - 6 : int(y) + 6, int(x) - 6 : int(x) + 6].mean() > 0.3
+    assert not changed[0, : max(int(y) - 12, 0)].any() and not changed[0, int(y) + 12 :].any()
+    # The pattern is painted in the agent's own coordinates: a whole-pixel move carries it along unchanged.
+    still = S.initial_state(
+        dataclasses.replace(patterned, num_distractors=(0, 0), entering_objects=0.0), 2, 0
+    )
+    still = still._replace(agents=still.agents._replace(position=np.round(still.agents.position)))
+    moved = still._replace(agents=still.agents._replace(position=still.agents.position + np.float32([2, 3])))
+    y, x = still.agents.position[0].astype(int)
+    before, after = S.render(still), S.render(moved)
+    np.testing.assert_array_equal(
+        after[y - 5 + 2 : y + 5 + 2, x - 5 + 3 : x + 5 + 3], before[y - 5 : y + 5, x - 5 : x + 5]
+    )
+
+
 def test_entering_object_enters_and_distractors_move():
     record_states = [_replay(BUSY, 1, i, S.generate(BUSY, 1, i)["actions"])[0] for i in range(8)]
     entered = 0
@@ -222,6 +244,7 @@ def test_policy_has_the_configured_lag1_autocorrelation(rho):
         ("sprite_radius", (0.5, 3.0)),
         ("texture_scale", 0.0),
         ("texture_contrast", 200.0),
+        ("agent_pattern", -1.0),
     ],
 )
 def test_bad_config_fails_with_one_line_naming_the_field(field, value):

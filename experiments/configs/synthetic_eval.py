@@ -42,6 +42,7 @@ def get_config(arg="noisy"):
         camera_pan=True,
         max_pan=1.0,
         smoothness=0.3,
+        agent_pattern=0.0,
     )
     config.batch_size = 8
     config.optim.update(muon_lr=0.02, adamw_lr=2e-3, weight_decay=0.0)
