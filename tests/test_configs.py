@@ -4,10 +4,16 @@ import importlib
 
 import pytest
 
-from experiments.configs import lawm_yt1b
+from experiments.configs import lawm_yt1b, synthetic_eval
 from lawm import train
+from lawm.evals import runner
 
-CONFIGS = [("quickstart", None)] + [("lawm_yt1b", preset) for preset in lawm_yt1b.PRESETS]
+CONFIGS = (
+    [("quickstart", None)]
+    + [("lawm_yt1b", preset) for preset in lawm_yt1b.PRESETS]
+    + [("synthetic_eval", regularizer) for regularizer in synthetic_eval.REGULARIZERS]
+    + [("decoder", "synthetic_eval"), ("decoder", "quickstart")]
+)
 
 
 @pytest.mark.parametrize("name,arg", CONFIGS)
@@ -19,6 +25,7 @@ def test_config_validates_and_documents_itself(name, arg):
             train.validate_config(config, 8)
         config.data.yt_temporal.records.update(train="/data/train", eval="/data/eval")
     train.validate_config(config, 8)
+    runner.validate(config)  # its evaluators exist
     for heading in ("COMMAND:", "RUNTIME:", "EXPECTED:"):
         assert heading in module.__doc__
 
