@@ -216,6 +216,29 @@ def decode_clip(
     return clip_FHWC
 
 
+def nearest_indices(
+    num_source_frames: int,
+    source_fps: float,
+    num_frames: int,
+    fps: float,
+    start_s: float = 0.0,
+    where: str = "",
+) -> list[int]:
+    """Which of `num_source_frames` frames shown at i / source_fps a clip samples: the nearest to each
+    target time (ties to the earlier frame, the last frame past the end), as decode_jpeg_frames does."""
+    targets = sample_times(num_frames, fps, start_s)
+    times = [i / source_fps for i in range(num_source_frames)]
+    if targets[0] > times[-1] + TIE_EPS_S:
+        raise _fail(where, f"window starts at {targets[0]:.3f} s, after the last frame at {times[-1]:.3f} s")
+    indices = []
+    for t in targets:
+        j = bisect.bisect_left(times, t - TIE_EPS_S)  # first frame not clearly before t
+        if j == len(times) or (j > 0 and _earlier_is_nearer(t, times[j - 1], times[j])):
+            j -= 1
+        indices.append(j)
+    return indices
+
+
 def decode_jpeg_frames(
     frames: Sequence[bytes],
     *,
@@ -233,19 +256,10 @@ def decode_jpeg_frames(
     Same sampling (nearest frame, ties to the earlier one, last frame repeated past the end), resize and
     crop; only the chosen JPEGs are decoded.
     """
-    targets = sample_times(num_frames, fps, start_s)
     _check_crop(crop, rng)
     if not frames:
         raise _fail(where, "zero frames")
-    times = [i / source_fps for i in range(len(frames))]
-    if targets[0] > times[-1] + TIE_EPS_S:
-        raise _fail(where, f"window starts at {targets[0]:.3f} s, after the last frame at {times[-1]:.3f} s")
-    indices = []
-    for t in targets:
-        j = bisect.bisect_left(times, t - TIE_EPS_S)  # first frame not clearly before t
-        if j == len(times) or (j > 0 and _earlier_is_nearer(t, times[j - 1], times[j])):
-            j -= 1
-        indices.append(j)
+    indices = nearest_indices(len(frames), source_fps, num_frames, fps, start_s, where)
     decoded, plan, clip_FHWC = {}, None, None
     for k, index in enumerate(indices):
         if index not in decoded:

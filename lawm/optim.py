@@ -7,6 +7,8 @@
     as in PyTorch and optax), applied to weight matrices only.
 
 Built on the *trainable* params (lawm.system.TRAINABLE) only, so the frozen encoder gets no state.
+`use_muon = False` (optional; default True) sends every parameter to AdamW, as the paper trains its
+controllers (PAPER.md §8.5).
 """
 
 from __future__ import annotations
@@ -38,11 +40,17 @@ def optim_config(total_steps: int = 30_000) -> ml_collections.ConfigDict:
     return ml_collections.ConfigDict(dict(_DEFAULTS, total_steps=total_steps))
 
 
+_OPTIONAL = dict(use_muon=True)
+
+
 def validate_optim_config(config) -> None:
     """Raises a one-line ValueError naming the first bad `optim.*` field."""
+    valid = [*_DEFAULTS, "total_steps", *_OPTIONAL]
     for key in config:
-        if key not in _DEFAULTS and key != "total_steps":
-            raise ValueError(f"optim has no field {key!r} (valid: {', '.join([*_DEFAULTS, 'total_steps'])})")
+        if key not in valid:
+            raise ValueError(f"optim has no field {key!r} (valid: {', '.join(valid)})")
+    if not isinstance(config.get("use_muon", True), bool):
+        raise ValueError(f"optim.use_muon must be a bool, got {config.get('use_muon')!r}")
     for key in [*_DEFAULTS, "total_steps"]:
         if key not in config:
             raise ValueError(f"optim.{key} is missing")
@@ -84,7 +92,7 @@ def _is_muon(path, leaf) -> bool:
     return len(leaf.shape) == 2 and names[-1] == "kernel" and "blocks" in names
 
 
-def param_labels(trainable):
+def param_labels(trainable, use_muon: bool = True):
     """Same-structure tree of "muon" | "adamw" (works on arrays or jax.ShapeDtypeStruct leaves).
 
     Muon gets the 2-D `kernel`s inside transformer blocks (attention q/k/v/proj, MLP fc1/fc2, the AdaLN
@@ -93,9 +101,11 @@ def param_labels(trainable):
     orthogonalised update treats a matrix as a linear map between hidden spaces whose every direction
     matters equally; that fits hidden layers, not embeddings/readouts (whose rows/columns are tied to
     specific inputs or output dims) nor vectors, which is why Jordan et al. and the Muon docs keep those
-    on AdamW.
+    on AdamW. With use_muon False, everything is "adamw".
     """
-    return jax.tree_util.tree_map_with_path(lambda p, x: MUON if _is_muon(p, x) else ADAMW, trainable)
+    return jax.tree_util.tree_map_with_path(
+        lambda p, x: MUON if use_muon and _is_muon(p, x) else ADAMW, trainable
+    )
 
 
 def decay_mask(trainable):
@@ -135,7 +145,7 @@ def make_optimizer(config, trainable) -> optax.GradientTransformation:
     if isinstance(config, Mapping | ml_collections.ConfigDict) and "optim" in config:
         config = config.optim
     validate_optim_config(config)
-    labels = param_labels(trainable)
+    labels = param_labels(trainable, config.get("use_muon", True))
     mask = decay_mask(trainable)
     muon_schedule = learning_rate_schedule(config.muon_lr, config.total_steps, config.warmup_fraction)
     adamw_schedule = learning_rate_schedule(config.adamw_lr, config.total_steps, config.warmup_fraction)

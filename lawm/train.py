@@ -317,7 +317,8 @@ def _train(config, workdir, num_steps, preemption) -> dict:
     parts = build(config, mesh)
     system, rng = parts.system, parts.rng
     logging.info("Parameters per part: %s", system.param_counts())
-    logging.info("Optimiser split:\n%s", optim.describe(optim.param_labels(parts.trainable), parts.trainable))
+    labels = optim.param_labels(parts.trainable, config.optim.get("use_muon", True))
+    logging.info("Optimiser split:\n%s", optim.describe(labels, parts.trainable))
 
     checkpointer = checkpoint_lib.Checkpointer(
         workdir / "checkpoints",

@@ -67,7 +67,7 @@ def test_corrupt_truncated_and_empty_records_are_skipped_and_counted(shard_dir):
         b for iterator in [iter(data)] for b in (next(iterator), next(iterator))
     ]  # one epoch: 10 records
     assert all(b["video"].shape == (5, 4, 32, 32, 3) for b in served)
-    clip_ids = {int(a[0, 0]) for b in served for a in b["actions"]}
+    clip_ids = {int(a[0, 0]) // 2 for b in served for a in b["actions"]}  # 2 rows at 8 fps per 4 fps step
     assert clip_ids == set(range(6))  # every good clip came through; substitutes fill the bad slots
     assert (
         source.counter.bad >= 4 and source.counter.good >= 10
@@ -98,3 +98,36 @@ def test_trainer_runs_on_clip_records(shard_dir, tmp_path):
     result = train.train_and_evaluate(config, tmp_path)
     assert [h["step"] for h in result["history"]] == [1, 2]
     assert np.isfinite(result["eval"]["error_own_latents"])
+
+
+class _Records:
+    """A stand-in record source of ready records."""
+
+    def __init__(self, items):
+        self.items = items
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, index):
+        return self.items[index]
+
+    def where(self, index):
+        return f"record[{index}]"
+
+
+def test_actions_are_resampled_to_the_sampled_frames():
+    frames = [video.encode_jpeg(np.full((8, 8, 3), 10 * i, np.uint8)) for i in range(12)]
+    actions = np.arange(11, dtype=np.float32)[:, None] * [1.0, 10.0]  # row i takes frame i to i + 1
+    fast = {"frames": frames, "fps": 8.0, "actions": actions}
+    source = ClipSource(_Records([fast]), num_frames=4, fps=4.0, image_size=8, train=False)
+    # 4 fps from 8 fps: frames 0, 2, 4, 6, so row k is the sum of rows 2k and 2k + 1.
+    np.testing.assert_array_equal(source[0]["actions"], actions[0:6].reshape(3, 2, 2).sum(1))
+    same_rate = ClipSource(_Records([dict(fast, fps=4.0)]), num_frames=4, fps=4.0, image_size=8, train=False)
+    np.testing.assert_array_equal(same_rate[0]["actions"], actions[:3])
+    # Too few rows for the window: a bad record, skipped and counted like any other.
+    short = ClipSource(
+        _Records([dict(fast, actions=actions[:5])] * 2), num_frames=4, fps=4.0, image_size=8, train=False
+    )
+    with pytest.raises(records.BadDataError, match="actions: 5 rows at 8.0 fps for 4 frames"):
+        short[0]

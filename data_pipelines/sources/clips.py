@@ -3,6 +3,8 @@
 Record i becomes {"video": uint8 (F, S, S, 3)} (+ "actions" (F-1, A) when the record has them): F frames
 sampled at `fps` from the record's start by presentation timestamps, the short side resized to S and a
 crop taken (random in training, seeded by (seed, index) so runs repeat exactly; centred in evaluation).
+Actions are resampled to the sampled frames: row k sums the record's rows between frames k and k + 1
+(e.g. DROID records at 15 fps read at 4 fps).
 
 A record that fails to decode is skipped and counted: the source serves a deterministic substitute
 (another record) in its place, so batches keep their static shape, the run stays reproducible and the
@@ -100,11 +102,20 @@ class ClipSource:
         else:
             frames = video.decode_jpeg_frames(record["frames"], source_fps=record["fps"], **sampling)
         clip = {"video": frames}
-        if "actions" in record:  # one row per frame transition at the clip's rate
-            actions = record["actions"]
-            if len(actions) < self.num_frames - 1:
-                raise records.RecordError(
-                    f"{where}: actions: {len(actions)} rows for {self.num_frames} frames"
-                )
-            clip["actions"] = actions[: self.num_frames - 1]
+        if "actions" in record:
+            clip["actions"] = self._actions(record, where)
         return clip
+
+    def _actions(self, record, where: str) -> np.ndarray:
+        """The record's actions (one row per transition of its frames, at its fps) resampled to the clip's
+        frames: row k sums the rows between sampled frames k and k + 1 (their record indices at the
+        record's nominal rate, chosen as for `frames`), so it is the action taking frame k to k + 1 for
+        additive actions (displacements); at equal rates it is the record's row k unchanged."""
+        actions, rate = np.asarray(record["actions"]), record["fps"]
+        if (self.num_frames - 1) / self.fps > (len(actions) + 0.5) / rate + video.TIE_EPS_S:
+            raise records.RecordError(
+                f"{where}: actions: {len(actions)} rows at {rate} fps for {self.num_frames} frames at "
+                f"{self.fps} fps"
+            )
+        indices = video.nearest_indices(len(actions) + 1, rate, self.num_frames, self.fps, where=where)
+        return np.stack([actions[a:b].sum(0) for a, b in zip(indices[:-1], indices[1:], strict=True)])

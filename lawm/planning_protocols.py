@@ -1,0 +1,317 @@
+"""Planning protocols for a trained controller (PAPER.md §8.6-8.7, and the synthetic world): the engine of
+`lawm-plan` (experiments/plan.py).
+
+Every protocol plans with the world model and the controller only: CEM (lawm.planning) samples real-action
+sequences, the controller maps them to latents, the world model rolls out from the start state, and the
+cost is the distance of the last predicted state to the goal state (lawm.controller.plan_cost, Eq. 1-2).
+Start and goal states are encoded like the controller's training clips (lawm.controller: frame duplication
+or native tubelets), so one planned step is one latent step of k = `system.frames_per_step` frames, and
+the true action of a step is the sum of its k frame actions (`ControllerSystem.step_actions`).
+
+  synthetic  Episode e is held-out clip e of the controller run's synthetic world (eval seeds; fields in
+             the plan config's `world` override the run's, e.g. camera_pan False), k(H + 1) frames long.
+             Start: the frames of state 0; goal: those of state H, from the true dynamics. The plan (H
+             steps; absent agents' dims masked out) is executed in the true simulator (`synthetic.step`,
+             each step as k frame steps of action / k, from the start state's newest frame) and scored by
+             the final agent and camera position errors against the true clip and by
+             Δ = ‖Σ planned - Σ true‖₁ over the controlled dims (present agents and camera), also split
+             into `delta_agents` and `delta_camera`.
+  droid      Episode e is eval clip e (H + 1 states at the run's fps). Δxyz (Eq. 3), in metres.
+  recon      The NWM protocol: one straight-line action (total dx, dy, dyaw in the start's robot frame)
+             planned with one CEM iteration and divided over the H steps (`straight_line`). ATE and RPE
+             (delta 1 step, SE(2)) between the planned poses and the true ones (the record's actions
+             integrated), over the H + 1 poses including the shared start, in the start's frame.
+Baselines, scored the same way: `zero` actions and `random` ones (uniform within the planner's bounds;
+for recon a random straight line).
+
+`run(model, config)` returns a flat dict of mean metrics: `planned/<metric>`, `zero/<metric>`,
+`random/<metric>`, and `<metric>_over_zero`, `<metric>_over_random` for the protocol's main metrics
+(RATIOS; the first is the headline: Δ, Δxyz, RPE).
+
+Dimension keys: H horizon (latent steps), S samples, A action dim, N tokens, E state dim.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import logging
+
+from lawm import planning
+from lawm.controller import plan_cost
+from lawm.evals import planning_metrics
+
+PROTOCOLS = ("synthetic", "droid", "recon")
+# Metrics reported also as ratios to each baseline (`<metric>_over_zero`, `<metric>_over_random`).
+RATIOS = {
+    "synthetic": ("delta", "delta_agents", "delta_camera"),
+    "droid": ("delta_xyz",),
+    "recon": ("rpe", "ate"),
+}
+
+
+@dataclasses.dataclass
+class Episode:
+    """One planning problem (numpy arrays)."""
+
+    start_frames: np.ndarray  # (k, H, W, 3) uint8: the frames of the start state
+    goal_frames: np.ndarray  # (k, H, W, 3) uint8: the frames of the goal state
+    true_actions: np.ndarray  # (H, A): the true action of each latent step
+    mask: np.ndarray  # (A,): 1 on the dims the planner controls
+    extra: dict = dataclasses.field(default_factory=dict)  # protocol data (the true clip, ...)
+
+
+# -- the planner ------------------------------------------------------------------------------------------
+
+
+def masked(samples_SHA, mask_A):
+    """`plan_cost` expand for synthetic and droid: the samples with uncontrolled dims zeroed."""
+    return samples_SHA * mask_A
+
+
+def straight_line(samples_S1A, horizon_H):
+    """`plan_cost` expand for recon: total (dx, dy, dyaw) in the start frame -> H step actions (S, H, 3).
+
+    The position moves by (dx, dy) / H per step along the line and the heading turns by dyaw / H per step,
+    so step i's action is that displacement in the robot frame of pose i (rotated by -i dyaw / H), as the
+    records' actions are (data_pipelines/tools/rlds.py). Only horizon_H's (static) length is used.
+    """
+    total = samples_S1A[:, 0]
+    steps = horizon_H.shape[0]
+    yaw_SH = total[:, None, 2] * jnp.arange(steps, dtype=jnp.float32) / steps
+    dx, dy, dyaw = (total[:, None, i] / steps for i in range(3))
+    c, s = jnp.cos(yaw_SH), jnp.sin(yaw_SH)
+    return jnp.stack([c * dx + s * dy, -s * dx + c * dy, jnp.broadcast_to(dyaw, c.shape)], axis=-1)
+
+
+@functools.lru_cache(maxsize=8)
+def _encode_fn(system):
+    """frames (k, H, W, 3) -> the state they make (N, E), jitted once per system."""
+    return jax.jit(lambda params, frames: system.encode_frames(params, frames[None])[0, -1])
+
+
+def cem_config(config, num_dims: int, bounds) -> planning.CemConfig:
+    """The plan config's `cem` fields with per-dimension bounds (recon: a horizon of one line action)."""
+    low, high = bounds
+    if len(low) != num_dims or len(high) != num_dims:
+        raise ValueError(f"action bounds need {num_dims} values each, got {len(low)} and {len(high)}")
+    return planning.CemConfig(
+        horizon=1 if config.protocol == "recon" else config.horizon,
+        action_low=tuple(float(v) for v in low),
+        action_high=tuple(float(v) for v in high),
+        **dict(config.cem),
+    )
+
+
+def plan_episode(model, episode: Episode, cem: planning.CemConfig, protocol: str, rng):
+    """(planned step actions (H, A), the planner's best cost) of one episode."""
+    system, params = model.system, model.params
+    encode = _encode_fn(system)
+    start = encode(params, jnp.asarray(episode.start_frames))[None]  # (1, N, E)
+    goal = encode(params, jnp.asarray(episode.goal_frames))
+    if protocol == "recon":
+        horizon = jnp.zeros(len(episode.true_actions))
+        cost_args = (params, start, goal, horizon)
+        best, info = planning.cem(
+            plan_cost(system, cem.cost, straight_line), 3, cem, rng, cost_args=cost_args
+        )
+        actions = straight_line(best[None], horizon)[0]
+    else:
+        mask = jnp.asarray(episode.mask, jnp.float32)
+        cost_fn = plan_cost(system, cem.cost, masked)
+        best, info = planning.cem(cost_fn, len(episode.mask), cem, rng, cost_args=(params, start, goal, mask))
+        actions = best * mask
+    return np.asarray(actions, np.float64), float(info["best_cost"])
+
+
+# -- episodes and scores ----------------------------------------------------------------------------------
+
+
+def synthetic_episodes(system, config):
+    """Held-out clips of the controller run's world, k(H + 1) frames each; bounds allow k full frame steps."""
+    from data_pipelines.sources import synthetic
+
+    k, horizon = system.frames_per_step, config.horizon
+    fields = {**system.config.data.world.to_dict(), **dict(config.get("world", {}))}
+    world = synthetic.WorldConfig(**{**fields, "num_frames": k * (horizon + 1)})
+    seed = synthetic.SPLIT_SEED_OFFSETS["eval"] + system.config.data.seed
+    episodes = []
+    for index in range(config.num_episodes):
+        clip = synthetic.generate(world, seed, index)
+        mask = np.zeros(synthetic.action_dim(world), np.float32)
+        mask[: 2 * clip["num_agents"]] = 1.0
+        mask[-2:] = 1.0 if world.camera_pan else 0.0
+        true = system.step_actions(clip["actions"][None], horizon)[0]
+        episodes.append(
+            Episode(
+                clip["video"][:k],
+                clip["video"][k * horizon :],
+                np.asarray(true, np.float64),
+                mask,
+                dict(world=world, seed=seed, index=index, clip=clip, k=k),
+            )
+        )
+    speed = [k * world.max_speed] * (2 * world.max_agents) + [k * world.max_pan] * 2
+    return episodes, (-np.asarray(speed), np.asarray(speed))
+
+
+def execute_synthetic(episode: Episode, actions_HA):
+    """Runs step actions in the true simulator from the start state's newest frame: (agents (H+1, A, 2),
+    camera (H+1, 2), the final frame) at each step's newest frame."""
+    from data_pipelines.sources import synthetic
+
+    world, k, clip = episode.extra["world"], episode.extra["k"], episode.extra["clip"]
+    state = synthetic.initial_state(world, episode.extra["seed"], episode.extra["index"])
+    for action in clip["actions"][: k - 1]:  # the true frames inside the start state
+        state = synthetic.step(state, action)
+    agents, camera = [state.agents.position], [state.camera]
+    for action in np.asarray(actions_HA, np.float32):
+        for _ in range(k):
+            state = synthetic.step(state, action / k)
+        agents.append(state.agents.position)
+        camera.append(state.camera)
+    return np.stack(agents), np.stack(camera), synthetic.render(state)
+
+
+def score_synthetic(episode: Episode, actions_HA) -> dict:
+    agents, camera, frame = execute_synthetic(episode, actions_HA)
+    clip, k = episode.extra["clip"], episode.extra["k"]
+    n = clip["num_agents"]
+    true_agents = clip["agent_positions"][k - 1 :: k][:, :n]
+    true_camera = clip["camera_positions"][k - 1 :: k]
+    dims = np.flatnonzero(episode.mask)
+    agent_dims, camera_dims = dims[dims < 2 * n], dims[dims >= len(episode.mask) - 2]
+    delta = functools.partial(planning_metrics.delta_xyz, actions_HA, episode.true_actions)
+    return {
+        "delta": delta(xyz=dims),
+        "delta_agents": delta(xyz=agent_dims),
+        "delta_camera": delta(xyz=camera_dims) if len(camera_dims) else 0.0,
+        "agent_error": float(
+            np.mean(
+                [planning_metrics.final_position_error(agents[:, i], true_agents[:, i]) for i in range(n)]
+            )
+        ),
+        "camera_error": planning_metrics.final_position_error(camera, true_camera),
+        "_agents": agents[:, :n],
+        "_true_agents": true_agents,
+        "_camera": camera,
+        "_true_camera": true_camera,
+        "_frame": frame,
+    }
+
+
+def record_episodes(system, config, protocol: str):
+    """The first `num_episodes` eval clips of the controller run's records, H + 1 states long."""
+    from data_pipelines import sources
+
+    k, horizon = system.frames_per_step, config.horizon
+    data = system.config.data.copy_and_resolve_references()
+    data.num_frames = k * (horizon + 1)
+    if config.get("eval_records"):
+        data.paths.eval = config.eval_records
+    source = sources.make_source(data, "eval")
+    episodes = []
+    for index in range(min(config.num_episodes, len(source))):
+        clip = source[index]
+        if "actions" not in clip:
+            raise ValueError(f"{protocol}: eval clip {index} has no actions")
+        true = system.step_actions(np.asarray(clip["actions"], np.float64)[None], horizon)[0]
+        episodes.append(
+            Episode(
+                clip["video"][:k],
+                clip["video"][k * horizon :],
+                true,
+                np.ones(true.shape[1], np.float32),
+                dict(clip=clip, k=k),
+            )
+        )
+    if not episodes:
+        raise ValueError(f"{protocol}: the eval records hold no clips")
+    return episodes, (np.asarray(config.action_low, np.float64), np.asarray(config.action_high, np.float64))
+
+
+def score_droid(episode: Episode, actions_HA) -> dict:
+    return {
+        "delta_xyz": planning_metrics.delta_xyz(actions_HA, episode.true_actions),
+        "_path": np.cumsum(np.concatenate([np.zeros((1, 3)), actions_HA[:, :3]]), axis=0),
+        "_true_path": np.cumsum(np.concatenate([np.zeros((1, 3)), episode.true_actions[:, :3]]), axis=0),
+    }
+
+
+def integrate_poses(actions_TA, every: int = 1):
+    """Robot-frame (dx, dy, dyaw) actions -> poses (x, y, yaw) from the origin, every `every` actions."""
+    pose, poses = np.zeros(3), [np.zeros(3)]
+    for t, (dx, dy, dyaw) in enumerate(np.asarray(actions_TA, np.float64)[:, :3]):
+        c, s = np.cos(pose[2]), np.sin(pose[2])
+        pose = pose + [c * dx - s * dy, s * dx + c * dy, dyaw]
+        if (t + 1) % every == 0:
+            poses.append(pose)
+    return np.stack(poses)
+
+
+def score_recon(episode: Episode, actions_HA) -> dict:
+    k, horizon = episode.extra["k"], len(actions_HA)
+    frame_actions = np.asarray(episode.extra["clip"]["actions"], np.float64)[k - 1 : k - 1 + k * horizon]
+    true, planned = integrate_poses(frame_actions, every=k), integrate_poses(actions_HA)
+    return {
+        "ate": planning_metrics.ate(planned[:, :2], true[:, :2]),
+        "rpe": planning_metrics.rpe(planned[:, :2], true[:, :2], planned[:, 2], true[:, 2]),
+        "final_error": planning_metrics.final_position_error(planned[:, :2], true[:, :2]),
+        "_path": planned[:, :2],
+        "_true_path": true[:, :2],
+    }
+
+
+SCORERS = {"synthetic": score_synthetic, "droid": score_droid, "recon": score_recon}
+
+
+# -- the run ----------------------------------------------------------------------------------------------
+
+
+def run(model, config, picture_path=None) -> dict:
+    """Plans every episode of `config.protocol` and scores it and the baselines; returns mean metrics."""
+    protocol = config.protocol
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
+    system = model.system
+    if protocol == "synthetic":
+        episodes, bounds = synthetic_episodes(system, config)
+    else:
+        episodes, bounds = record_episodes(system, config, protocol)
+    cem = cem_config(config, len(bounds[0]), bounds)
+    rng, key = np.random.default_rng(config.seed), jax.random.key(config.seed)
+    scorer, scores, outcomes, started = SCORERS[protocol], {}, [], time.perf_counter()
+    for e, episode in enumerate(episodes):
+        planned, cost = plan_episode(model, episode, cem, protocol, jax.random.fold_in(key, e))
+        if protocol == "recon":  # a random straight line, like the planner's
+            line = rng.uniform(bounds[0], bounds[1])[None, None]
+            random = np.asarray(straight_line(jnp.asarray(line, jnp.float32), jnp.zeros(len(planned)))[0])
+        else:
+            random = rng.uniform(bounds[0], bounds[1], size=planned.shape) * episode.mask
+        candidates = {"planned": planned, "zero": np.zeros_like(planned), "random": random}
+        outcome = {name: scorer(episode, actions) for name, actions in candidates.items()}
+        outcome["planned"]["cost"] = cost
+        outcomes.append((episode, outcome))
+        for name, metrics in outcome.items():
+            for metric, value in metrics.items():
+                if not metric.startswith("_"):
+                    scores.setdefault(f"{name}/{metric}", []).append(float(value))
+        logging.info(
+            "Episode %d/%d: %s", e + 1, len(episodes), {k: round(v[-1], 3) for k, v in scores.items()}
+        )
+    results = {key: float(np.mean(values)) for key, values in scores.items()}
+    for metric in RATIOS[protocol]:
+        for baseline in ("zero", "random"):
+            reference = max(results[f"{baseline}/{metric}"], 1e-12)
+            results[f"{metric}_over_{baseline}"] = results[f"planned/{metric}"] / reference
+    results.update(episodes=len(episodes), seconds=time.perf_counter() - started)
+    if picture_path is not None and config.num_pictures > 0:
+        from lawm import planning_pictures
+
+        planning_pictures.save(protocol, outcomes[: config.num_pictures], picture_path)
+    return results
