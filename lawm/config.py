@@ -66,6 +66,11 @@ def image_hw(encoder_config) -> tuple[int, int]:
     return (size, size) if isinstance(size, int) else tuple(size)
 
 
+def frames_per_state(encoder_config) -> int:
+    """How many video frames one state stands for: the tubelet, or 1 in per-frame mode."""
+    return 1 if encoder_config.causal == "per_frame" else encoder_config.tubelet_size
+
+
 def with_checkpoint_sizes(config):
     """A copy of the model config whose encoder sizes are those of `encoder.checkpoint` (if any)."""
     path = config.encoder.get("checkpoint")

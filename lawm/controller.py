@@ -49,6 +49,7 @@ import numpy as np
 from etils import epath
 from flax import nnx
 
+from lawm import config as config_lib
 from lawm import planning
 from lawm.models.controller import ActionMlp, CrossAttentionAdapter
 from lawm.system import System
@@ -192,7 +193,7 @@ class ControllerSystem:
         self.action_dim = action_dim
         self.action_scale = tuple(float(s) for s in checked["action_scale"])
         encoder = self.world.config.encoder
-        k = 1 if encoder.causal == "per_frame" else encoder.tubelet_size
+        k = config_lib.frames_per_state(encoder)
         duplicate = config.controller.get("frame_duplication", True)
         # Each frame is repeated this many times before encoding (1: native tubelets) ...
         self.frame_repeats = k if duplicate else 1

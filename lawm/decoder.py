@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from lawm import config as config_lib
 from lawm.evals import pixels
 from lawm.models.decoder import FrameDecoder, pixels_0_255, to_uint8
 from lawm.models.encoder import normalize_video
@@ -88,7 +89,7 @@ class DecoderSystem:
             state_dim=encoder.width,
             patch_size=encoder.patch_size,
             # A per-frame state stands for one frame; a tubelet state for tubelet_size frames.
-            tubelet_size=1 if encoder.causal == "per_frame" else encoder.tubelet_size,
+            tubelet_size=config_lib.frames_per_state(encoder),
             **options["model"],
         )
         self._graphdef = nnx.split(nnx.eval_shape(lambda: self._build(rngs=nnx.Rngs(0))))[0]

@@ -15,10 +15,8 @@ Dimension keys: B clips, T state steps, N tokens per step, E state dim, L latent
 from __future__ import annotations
 
 import dataclasses
-import functools
 from typing import Any
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -49,22 +47,6 @@ def l1_per_step(prediction_BHNE, target_BHNE):
 def partner(x):
     """Clip b's partner is clip b-1 (a derangement for B >= 2): the "other video" of a pair."""
     return jnp.roll(x, 1, axis=0)
-
-
-@functools.lru_cache(maxsize=16)
-def encode_fn(system):
-    return jax.jit(system.encode)
-
-
-@functools.lru_cache(maxsize=16)
-def rollout_fn(system, steps: int):
-    """jit(params, context_BCNE, latents_BKL) -> (B, steps, N, E), compiled once per system and horizon."""
-    return jax.jit(functools.partial(system.rollout, steps=steps))
-
-
-@functools.lru_cache(maxsize=16)
-def latents_fn(system):
-    return jax.jit(system.infer_latents)
 
 
 def mean_over(values: list) -> float:

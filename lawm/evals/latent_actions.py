@@ -20,6 +20,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from lawm import config as config_lib
+
 
 @functools.lru_cache(maxsize=8)
 def _errors_fn(system):
@@ -73,7 +75,7 @@ def transition_actions(frame_actions_BFA, transitions: int, encoder_config):
     the displacement between the mean positions over their frames (positions = cumulative actions); for
     k = 2 that is a[2t]/2 + a[2t+1] + a[2t+2]/2.
     """
-    k = 1 if encoder_config.causal == "per_frame" else encoder_config.tubelet_size
+    k = config_lib.frames_per_state(encoder_config)
     a = np.asarray(frame_actions_BFA, np.float64)
     positions = np.concatenate([np.zeros_like(a[:, :1]), np.cumsum(a, axis=1)], axis=1)  # (B, F, A)
     steps = positions[:, : k * (transitions + 1)]

@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from lawm import config as config_lib
 from lawm.evals import common
 
 GAP = 4  # pixels between panels
@@ -20,7 +21,7 @@ GAP_VALUE = 255
 
 def frames_per_step(system) -> int:
     encoder = system.config.model.encoder if hasattr(system.config, "model") else system.config.encoder
-    return 1 if encoder.causal == "per_frame" else encoder.tubelet_size
+    return config_lib.frames_per_state(encoder)
 
 
 def frames_of_steps(video_BFHWC, steps: int, decoder: common.Model):

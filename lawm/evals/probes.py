@@ -1,9 +1,10 @@
 """Probes from latents to the true actions, where the data has them (synthetic world, DROID, RECON).
 
 Latent actions are camera-relative and spatially localised (PAPER.md 8.4): a latent alone need not
-determine the real action (an agent's displacement also depends on where the agent is). So two probes,
-each fit on the first half of the clips and scored (held-out R^2 per action component) on the second:
-  - `probe_r2/<action>`: ridge regression from the latent alone (lawm.evals.latent_actions.probe);
+determine the real action (an agent's displacement also depends on where the agent is). Besides the
+ridge probe from the latent alone (`probe_r2/<action>`, reported by the latent_actions evaluator), two
+probes, each fit on the first half of the clips and scored (held-out R^2 per action component) on the
+second:
   - `probe_state_r2/<action>`: a small MLP that sees the latent and the previous state (its top principal
     components), and as a control `probe_state_only_r2/<action>`: the same MLP without the latent, which
     says how much of the action the past alone gives away.
@@ -90,7 +91,7 @@ def _pca(x_fit, x_test, components):
     return (x_fit - mu) @ basis, (x_test - mu) @ basis
 
 
-def evaluate(context: common.Context, batches, *, state_components: int = 32, ridge: float = 1e-3) -> dict:
+def evaluate(context: common.Context, batches, *, state_components: int = 32) -> dict:
     system, params = context.model.system, context.model.params
     latents, states, actions = [], [], []
     for batch in batches:
@@ -104,10 +105,7 @@ def evaluate(context: common.Context, batches, *, state_components: int = 32, ri
         return {}
     z, s, a = (np.concatenate(x).astype(np.float64) for x in (latents, states, actions))
     names = context.action_names or [f"action_{i}" for i in range(a.shape[-1])]
-    results = {
-        k.replace("probe_r2_max", "probe_r2/max"): v
-        for k, v in latent_actions.probe(z, a, names, ridge).items()
-    }
+    results = {}
     half = len(z) // 2
     flat = lambda x: x.reshape(-1, x.shape[-1])  # noqa: E731
     s_fit, s_test = _pca(flat(s[:half]), flat(s[half:]), state_components)

@@ -20,21 +20,17 @@ from lawm.evals import common, pictures
 
 
 @functools.lru_cache(maxsize=16)
-def _cut_fn(system, cut_step: int, frames_per_step: int):
-    @jax.jit
-    def errors(params, video):
-        cut_frame = cut_step * frames_per_step
-        stitched = jnp.concatenate([video[:, :cut_frame], common.partner(video)[:, cut_frame:]], axis=1)
-        out = {}
-        for name, clip in (("cut", stitched), ("no_cut", video)):
-            states = system.encode(params, clip)
-            z = system.infer_latents(params, states)
-            predicted = system.predict(params, states[:, :cut_step], z[:, :cut_step])[:, -1]
-            target = states[:, cut_step]
-            out[name] = (jnp.abs(predicted - target).mean(axis=(-2, -1)), predicted, states)
-        return out
+def _prediction_fn(system, cut_step: int):
+    """jit(params, clip) -> (error per clip at the cut step, the prediction of s_cut, the clip's states)."""
 
-    return errors
+    @jax.jit
+    def predict(params, video):
+        states = system.encode(params, video)
+        z = system.infer_latents(params, states)
+        predicted = system.predict(params, states[:, :cut_step], z[:, :cut_step])[:, -1]
+        return jnp.abs(predicted - states[:, cut_step]).mean(axis=(-2, -1)), predicted, states
+
+    return predict
 
 
 def evaluate(context: common.Context, batches, *, cut_step: int | None = None) -> dict:
@@ -47,11 +43,10 @@ def evaluate(context: common.Context, batches, *, cut_step: int | None = None) -
         cut = cut_step if cut_step is not None else steps // 2
         if not 1 <= cut < steps:
             raise ValueError(f"scene_cut.cut_step must be in [1, {steps - 1}], got {cut}")
-        out = _cut_fn(system, cut, k)(params, video)
-        for name, (error, predicted, states) in out.items():
+        for name, clip in (("cut", _stitched(video, cut * k)), ("no_cut", video)):
+            error, predicted, states = _prediction_fn(system, cut)(params, clip)
             sums.setdefault(f"error_{name}", []).append(np.asarray(error))
             if context.decoder is not None:
-                clip = video if name == "no_cut" else _stitched(video, cut * k)
                 truth = pictures.frames_of_steps(clip, steps, context.decoder)[:, cut : cut + 1]
                 frames = pictures.decode_rollouts(
                     context.decoder, states[:, :cut], {name: predicted[:, None]}
@@ -59,8 +54,8 @@ def evaluate(context: common.Context, batches, *, cut_step: int | None = None) -
                 sums.setdefault(f"psnr_{name}", []).append(pictures.psnr(frames, truth))
                 if context.lpips is not None:
                     sums.setdefault(f"lpips_{name}", []).append(pictures.lpips(context.lpips, frames, truth))
-    mean = {k: common.mean_over(v) for k, v in sums.items()}
-    results = {f"scene_cut/{k}": v for k, v in mean.items()}
+    mean = {key: common.mean_over(v) for key, v in sums.items()}
+    results = {f"scene_cut/{key}": v for key, v in mean.items()}
     results["scene_cut/ratio"] = common.ratio(mean["error_cut"], mean["error_no_cut"])
     if "lpips_cut" in mean:
         results["scene_cut/lpips_ratio"] = common.ratio(mean["lpips_cut"], mean["lpips_no_cut"])
@@ -68,5 +63,6 @@ def evaluate(context: common.Context, batches, *, cut_step: int | None = None) -
 
 
 def _stitched(video, cut_frame: int):
+    """Clip b's frames up to the cut, then its partner's (clip b-1, as common.partner) from the cut on."""
     video = np.asarray(video)
     return np.concatenate([video[:, :cut_frame], np.roll(video, 1, axis=0)[:, cut_frame:]], axis=1)
