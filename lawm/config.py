@@ -9,6 +9,7 @@ from __future__ import annotations
 import ml_collections
 
 from lawm import regularizers
+from lawm.models import layers
 from lawm.models.encoder import CAUSAL_MODES
 
 
@@ -37,8 +38,33 @@ def model_config() -> ml_collections.ConfigDict:
             world_model=dict(width=1024, depth=24, num_heads=16, mlp_ratio=4.0, cond_dim=128, residual=False),
             # `name` picks the function in lawm.regularizers; other keys are its options (see the registry).
             regularizer=dict(name="sparse", l1=0.01),
+            compute=compute_config(),
         )
     )
+
+
+COMPUTE_DTYPES = ("float32", "bfloat16")
+
+
+def compute_config() -> ml_collections.ConfigDict:
+    """How the step computes, not what: every switch leaves the function (and the params) unchanged.
+
+    Measured effects: benchmarks/RESULTS.md ("Train step"). The paper-scale configs turn them on.
+    """
+    return ml_collections.ConfigDict(
+        dict(
+            dtype="float32",  # IDM + world model activations and matmuls; params and optimiser stay float32
+            encoder_dtype="float32",  # the frozen encoder's forward (it has no backward: stop_gradient)
+            attention="auto",  # auto | fused | cudnn | einsum (lawm.models.layers.dot_product_attention)
+            remat="none",  # none | full | dots: what each block keeps for the backward pass
+            scan=False,  # jax.lax.scan over each stack of blocks (compile time independent of depth)
+        )
+    )
+
+
+def compute_options(config) -> dict:
+    """The model config's compute switches with defaults filled in (configs saved before they existed)."""
+    return {**compute_config().to_dict(), **dict(config.get("compute") or {})}
 
 
 def tiny_model_config() -> ml_collections.ConfigDict:
@@ -115,6 +141,24 @@ def validate_model_config(config) -> None:
                 f"model.encoder.image_size {encoder.image_size!r} must be positive multiples "
                 f"of encoder.patch_size ({encoder.patch_size})"
             )
+    compute = compute_options(config)
+    unknown = set(compute) - set(compute_config())
+    if unknown:
+        raise ValueError(f"model.compute has unknown fields {sorted(unknown)}")
+    for field in ("dtype", "encoder_dtype"):
+        if compute[field] not in COMPUTE_DTYPES:
+            raise ValueError(f"model.compute.{field} must be one of {COMPUTE_DTYPES}, got {compute[field]!r}")
+    if compute["attention"] not in layers.ATTENTION_IMPLEMENTATIONS:
+        raise ValueError(
+            f"model.compute.attention must be one of {layers.ATTENTION_IMPLEMENTATIONS}, "
+            f"got {compute['attention']!r}"
+        )
+    if compute["remat"] not in layers.REMAT_POLICIES:
+        raise ValueError(
+            f"model.compute.remat must be one of {tuple(layers.REMAT_POLICIES)}, got {compute['remat']!r}"
+        )
+    if not isinstance(compute["scan"], bool):
+        raise ValueError(f"model.compute.scan must be a bool, got {compute['scan']!r}")
     if "name" not in config.regularizer:
         raise ValueError("model.regularizer.name is missing")
     regularizers.get(config.regularizer.name)

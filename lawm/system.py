@@ -58,12 +58,19 @@ class System:
         h, w = config_lib.image_hw(enc)
         self.grid_hw = (h // enc.patch_size, w // enc.patch_size)
 
-        def pick(part, *extra):  # the constructor arguments a config part holds
-            return {k: part[k] for k in ("width", "depth", "num_heads", "mlp_ratio", *extra)}
+        compute = config_lib.compute_options(model_config)
+        speed = dict(attention=compute["attention"], remat=compute["remat"], scan=compute["scan"])
+
+        def pick(part, *extra, dtype=compute["dtype"]):  # constructor arguments: the part's sizes + compute
+            sizes = {k: part[k] for k in ("width", "depth", "num_heads", "mlp_ratio", *extra)}
+            return sizes | speed | {"dtype": jnp.dtype(dtype)}
 
         latent_dim = model_config.latent_dim
         self._builders = {
-            "encoder": functools.partial(VideoEncoder, **pick(enc, "patch_size", "tubelet_size", "causal")),
+            "encoder": functools.partial(
+                VideoEncoder,
+                **pick(enc, "patch_size", "tubelet_size", "causal", dtype=compute["encoder_dtype"]),
+            ),
             "idm": functools.partial(
                 InverseDynamics,
                 state_dim=enc.width,

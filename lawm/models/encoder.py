@@ -44,6 +44,9 @@ class VideoEncoder(nnx.Module):
         tubelet_size: int = 2,
         in_channels: int = 3,
         causal: str = "tubelet",
+        attention: str = "auto",
+        remat: str = "none",
+        scan: bool = False,
         dtype=None,
         param_dtype=jnp.float32,
         rngs: nnx.Rngs,
@@ -54,6 +57,7 @@ class VideoEncoder(nnx.Module):
         self.patch_size = patch_size
         self.tubelet_size = tubelet_size
         self.head_dim = width // num_heads
+        self.remat, self.scan = remat, scan
         kw = dict(dtype=dtype, param_dtype=param_dtype, rngs=rngs)
         # Kernel = stride = (tubelet, patch, patch): one token per tubelet x patch x patch cube.
         self.patch_embed = nnx.Conv(
@@ -65,7 +69,10 @@ class VideoEncoder(nnx.Module):
             **kw,
         )
         self.blocks = nnx.List(
-            [layers.Block(width, num_heads, mlp_ratio=mlp_ratio, **kw) for _ in range(depth)]
+            [
+                layers.Block(width, num_heads, mlp_ratio=mlp_ratio, attention=attention, **kw)
+                for _ in range(depth)
+            ]
         )
         self.norm = layers.layer_norm(width, **kw)
 
@@ -89,6 +96,5 @@ class VideoEncoder(nnx.Module):
         rope = layers.rope_tables(positions, self.head_dim)
         mask = layers.block_causal_mask(positions[:, 0]) if causal else None
         x = tokens.reshape(B, T * h * w, D)
-        for block in self.blocks:
-            x = block(x, rope, mask)
+        x = layers.run_blocks(self.blocks, x, rope, mask, remat=self.remat, scan=self.scan)
         return self.norm(x).reshape(B, T, h * w, D)

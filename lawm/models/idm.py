@@ -30,18 +30,25 @@ class InverseDynamics(nnx.Module):
         depth: int = 12,
         num_heads: int = 12,
         mlp_ratio: float = 4.0,
+        attention: str = "auto",
+        remat: str = "none",
+        scan: bool = False,
         dtype=None,
         param_dtype=jnp.float32,
         rngs: nnx.Rngs,
     ):
         self.head_dim = width // num_heads
+        self.remat, self.scan = remat, scan
         kw = dict(dtype=dtype, param_dtype=param_dtype, rngs=rngs)
         init = layers.default_kernel_init()
         self.embed = nnx.Linear(state_dim, width, kernel_init=init, **kw)
         self.step_embed = nnx.Param(layers.embedding_init()(rngs.params(), (2, width), param_dtype))
         self.readout_token = nnx.Param(layers.embedding_init()(rngs.params(), (1, width), param_dtype))
         self.blocks = nnx.List(
-            [layers.Block(width, num_heads, mlp_ratio=mlp_ratio, **kw) for _ in range(depth)]
+            [
+                layers.Block(width, num_heads, mlp_ratio=mlp_ratio, attention=attention, **kw)
+                for _ in range(depth)
+            ]
         )
         self.norm = layers.layer_norm(width, **kw)
         self.head = nnx.Linear(width, out_dim, kernel_init=init, **kw)
@@ -62,6 +69,6 @@ class InverseDynamics(nnx.Module):
         )  # (N, 3), time position 0: order is the step embedding's job
         positions = np.concatenate([np.zeros((1, 3), np.int32), grid, grid])
         rope = layers.rope_tables(positions, self.head_dim)
-        for block in self.blocks:
-            x = block(x, rope)
-        return self.head(self.norm(x[:, 0])).reshape(B, T - 1, -1)
+        x = layers.run_blocks(self.blocks, x, rope, remat=self.remat, scan=self.scan)
+        # The regularizer works in float32 whatever the compute dtype.
+        return self.head(self.norm(x[:, 0])).astype(jnp.float32).reshape(B, T - 1, -1)

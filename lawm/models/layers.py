@@ -81,19 +81,31 @@ def block_causal_mask(step_of_token_L) -> jax.Array:
     return step[:, None] >= step[None, :]
 
 
+ATTENTION_IMPLEMENTATIONS = ("auto", "fused", "cudnn", "einsum")
+REMAT_POLICIES = {
+    "none": None,  # keep every activation for the backward pass
+    "full": jax.checkpoint_policies.nothing_saveable,  # keep only each block's input; recompute the rest
+    "dots": jax.checkpoint_policies.dots_with_no_batch_dims_saveable,  # keep matmul outputs
+}
+
+
 def dot_product_attention(q_BLHK, k_BSHK, v_BSHK, mask_LS=None, implementation: str = "auto"):
     """Softmax attention, (B, L, H, K) layout.
 
-    "fused": jax.nn.dot_product_attention (cuDNN's fused kernel on GPU where it applies, XLA elsewhere);
+    "fused": jax.nn.dot_product_attention, letting XLA pick the kernel; "cudnn": the same, requiring
+    cuDNN's fused flash-attention kernel (GPU, bf16/fp16 inputs; fails elsewhere rather than falling back);
     "einsum": two einsums around a softmax. On CPU, XLA runs the latter about 1.9x faster than the fused
     entry point's grouped-query layout (7.5 vs 14.0 ms for 12 calls at B=2, L=512, H=6, K=64; see
     benchmarks/RESULTS.md), so "auto" picks "einsum" on CPU and "fused" on accelerators.
     """
     if implementation == "auto":
         implementation = "einsum" if jax.default_backend() == "cpu" else "fused"
-    if implementation == "fused":
+    if implementation in ("fused", "cudnn"):
         mask = None if mask_LS is None else mask_LS[None, None]
-        return jax.nn.dot_product_attention(q_BLHK, k_BSHK, v_BSHK, mask=mask)
+        kernel = "cudnn" if implementation == "cudnn" else None
+        return jax.nn.dot_product_attention(q_BLHK, k_BSHK, v_BSHK, mask=mask, implementation=kernel)
+    if implementation != "einsum":
+        raise ValueError(f"attention must be one of {ATTENTION_IMPLEMENTATIONS}, got {implementation!r}")
     logits_BHLS = jnp.einsum("blhk,bshk->bhls", q_BLHK, k_BSHK) / np.sqrt(q_BLHK.shape[-1]).astype(
         q_BLHK.dtype
     )
@@ -115,12 +127,16 @@ class Attention(nnx.Module):
         num_heads: int,
         *,
         qkv_bias: bool = True,
+        attention: str = "auto",
         dtype=None,
         param_dtype=jnp.float32,
         rngs: nnx.Rngs,
     ):
         if width % num_heads:
             raise ValueError(f"width {width} is not divisible by num_heads {num_heads}")
+        if attention not in ATTENTION_IMPLEMENTATIONS:
+            raise ValueError(f"attention must be one of {ATTENTION_IMPLEMENTATIONS}, got {attention!r}")
+        self.implementation = attention
         self.num_heads = num_heads
         self.head_dim = width // num_heads
         linear = dict(dtype=dtype, param_dtype=param_dtype, kernel_init=default_kernel_init(), rngs=rngs)
@@ -136,7 +152,7 @@ class Attention(nnx.Module):
         q, k, v = split(self.query(x_BLD)), split(self.key(x_BLD)), split(self.value(x_BLD))
         if rope is not None:
             q, k = apply_rope(q, *rope), apply_rope(k, *rope)
-        out_BLHK = dot_product_attention(q, k, v, mask_LL)
+        out_BLHK = dot_product_attention(q, k, v, mask_LL, self.implementation)
         return self.proj(out_BLHK.reshape(B, L, D))
 
 
@@ -174,13 +190,14 @@ class Block(nnx.Module):
         *,
         mlp_ratio: float = 4.0,
         qkv_bias: bool = True,
+        attention: str = "auto",
         dtype=None,
         param_dtype=jnp.float32,
         rngs: nnx.Rngs,
     ):
         kw = dict(dtype=dtype, param_dtype=param_dtype, rngs=rngs)
         self.norm1 = layer_norm(width, **kw)
-        self.attention = Attention(width, num_heads, qkv_bias=qkv_bias, **kw)
+        self.attention = Attention(width, num_heads, qkv_bias=qkv_bias, attention=attention, **kw)
         self.norm2 = layer_norm(width, **kw)
         self.mlp = Mlp(width, int(width * mlp_ratio), **kw)
 
@@ -207,13 +224,14 @@ class AdaLNZeroBlock(nnx.Module):
         cond_dim: int,
         *,
         mlp_ratio: float = 4.0,
+        attention: str = "auto",
         dtype=None,
         param_dtype=jnp.float32,
         rngs: nnx.Rngs,
     ):
         kw = dict(dtype=dtype, param_dtype=param_dtype, rngs=rngs)
         self.norm1 = layer_norm(width, affine=False, **kw)
-        self.attention = Attention(width, num_heads, **kw)
+        self.attention = Attention(width, num_heads, attention=attention, **kw)
         self.norm2 = layer_norm(width, affine=False, **kw)
         self.mlp = Mlp(width, int(width * mlp_ratio), **kw)
         self.modulation = nnx.Linear(cond_dim, 6 * width, kernel_init=nnx.initializers.zeros_init(), **kw)
@@ -233,3 +251,35 @@ class AdaLNZeroBlock(nnx.Module):
         x_BLD = x_BLD + gate_a * self.attention(h, rope, mask_LL)
         h = self.norm2(x_BLD) * (1 + scale_m) + shift_m
         return x_BLD + gate_m * self.mlp(h)
+
+
+def run_blocks(blocks, x, *args, remat: str = "none", scan: bool = False):
+    """x -> blocks[-1](...blocks[0](x, *args)..., *args), the way the compute config asks.
+
+    remat: a REMAT_POLICIES name, applied per block (what the backward pass keeps vs recomputes).
+    scan: one traced block run depth times by `jax.lax.scan` over the blocks' stacked params (the layers
+    are stacked inside the step, so params and checkpoints keep their per-block layout): compile time and
+    program size stop growing with depth. Every choice computes the same function.
+    """
+    if remat not in REMAT_POLICIES:
+        raise ValueError(f"remat must be one of {tuple(REMAT_POLICIES)}, got {remat!r}")
+    if not blocks:
+        return x
+    if remat == "none" and not scan:
+        for block in blocks:
+            x = block(x, *args)
+        return x
+    graphdef = nnx.graphdef(blocks[0])  # the blocks are built alike: one graph, depth states
+
+    def apply(state, x):
+        return nnx.merge(graphdef, state)(x, *args)
+
+    if remat != "none":
+        apply = jax.checkpoint(apply, policy=REMAT_POLICIES[remat])
+    states = [nnx.state(block) for block in blocks]
+    if not scan:
+        for state in states:
+            x = apply(state, x)
+        return x
+    stacked = jax.tree.map(lambda *leaves: jnp.stack(leaves), *states)
+    return jax.lax.scan(lambda x, state: (apply(state, x), None), x, stacked)[0]

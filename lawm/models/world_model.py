@@ -36,11 +36,15 @@ class WorldModel(nnx.Module):
         mlp_ratio: float = 4.0,
         cond_dim: int = 128,
         residual: bool = False,
+        attention: str = "auto",
+        remat: str = "none",
+        scan: bool = False,
         dtype=None,
         param_dtype=jnp.float32,
         rngs: nnx.Rngs,
     ):
         self.head_dim = width // num_heads
+        self.remat, self.scan = remat, scan
         kw = dict(dtype=dtype, param_dtype=param_dtype, rngs=rngs)
         init = layers.default_kernel_init()
         self.embed = nnx.Linear(state_dim, width, kernel_init=init, **kw)
@@ -48,7 +52,9 @@ class WorldModel(nnx.Module):
         self.latent_embed2 = nnx.Linear(cond_dim, cond_dim, kernel_init=init, **kw)
         self.blocks = nnx.List(
             [
-                layers.AdaLNZeroBlock(width, num_heads, cond_dim, mlp_ratio=mlp_ratio, **kw)
+                layers.AdaLNZeroBlock(
+                    width, num_heads, cond_dim, mlp_ratio=mlp_ratio, attention=attention, **kw
+                )
                 for _ in range(depth)
             ]
         )
@@ -71,7 +77,6 @@ class WorldModel(nnx.Module):
         rope = layers.rope_tables(positions, self.head_dim)
         mask = layers.block_causal_mask(positions[:, 0])
         x = self.embed(states_BTNE.reshape(B, T * N, E))
-        for block in self.blocks:
-            x = block(x, cond_BTC, rope, mask)
+        x = layers.run_blocks(self.blocks, x, cond_BTC, rope, mask, remat=self.remat, scan=self.scan)
         out = self.head(self.norm(x)).reshape(B, T, N, E)
         return states_BTNE.astype(out.dtype) + out if self.residual else out
