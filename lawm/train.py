@@ -16,18 +16,14 @@ outside it: they are rebuilt from the config.
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 import json
 import signal
 import threading
 import time
-from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from absl import logging
 from etils import epath
 from jax.experimental import multihost_utils
@@ -35,27 +31,17 @@ from jax.experimental import multihost_utils
 from data_pipelines import pipeline, sources
 from lawm import checkpoint as checkpoint_lib
 from lawm import config as config_lib
-from lawm import hardware, optim, regularizers, sharding
+from lawm import hardware, optim, sharding
 from lawm.evals import runner
-from lawm.system import System
-
-TASKS = ("world_model", "decoder", "controller")
-
-
-def make_system(config):
-    """The system `config.task` names (default: the latent action world model)."""
-    task = config.get("task", "world_model")
-    if task == "world_model":
-        return System(config.model)
-    if task == "decoder":
-        from lawm.decoder import DecoderSystem
-
-        return DecoderSystem(config)
-    if task == "controller":
-        from lawm.controller import ControllerSystem
-
-        return ControllerSystem(config)
-    raise ValueError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
+from lawm.step import (  # noqa: F401  (the step lives in lawm.step, apart from the input pipeline)
+    TASKS,
+    Parts,
+    build,
+    init_state,
+    make_system,
+    make_train_step,
+    state_shardings,
+)
 
 
 class NonFiniteError(FloatingPointError):
@@ -108,109 +94,6 @@ def _validate(config, num_devices: int) -> None:
     for field in ("log_every", "checkpoint_every"):
         if config[field] <= 0:
             raise ValueError(f"{field} must be positive, got {config[field]}")
-
-
-# ------------------------------------------------------------------------------------------------
-# The jitted step
-# ------------------------------------------------------------------------------------------------
-def make_train_step(system: System, optimizer, reset_every: int | None):
-    """A pure `train_step(state, frozen, batch) -> (state, metrics)`; jit it with the state donated."""
-
-    def train_step(state, frozen, batch):
-        rng = jax.random.fold_in(jax.random.wrap_key_data(state["rng"]), state["step"])
-        loss_rng, reset_rng = jax.random.split(rng)
-
-        def loss_fn(trainable):
-            return system.loss_fn({**frozen, **trainable}, batch, loss_rng, train=True)
-
-        (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
-        updates, opt_state = optimizer.update(grads, state["opt_state"], state["params"])
-        params = optax.apply_updates(state["params"], updates)
-        grad_norm = optax.tree.norm(grads)
-
-        new = dict(state, step=state["step"] + 1, params=params, opt_state=opt_state)
-        if "code_counts" in state:  # VQ: re-seed codes no latent picked since the last reset
-            counts = state["code_counts"] + aux["code_counts"]
-            due = (new["step"] % reset_every) == 0
-            codebook = params["regularizer"]["codebook"]
-            reseeded, num_reset = regularizers.reset_dead_codes(
-                codebook, counts, aux["raw_latents"], reset_rng
-            )
-            new["params"] = {
-                **params,
-                "regularizer": {**params["regularizer"], "codebook": jnp.where(due, reseeded, codebook)},
-            }
-            new["code_counts"] = jnp.where(due, jnp.zeros_like(counts), counts)
-            aux["metrics"]["latent/codes_reset"] = jnp.where(due, num_reset, 0).astype(jnp.float32)
-
-        # A non-finite step changes nothing but the flag, so the params stay the last good ones.
-        finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
-        new = jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, dict(state, step=state["step"] + 1))
-        new["first_nonfinite_step"] = jnp.where(
-            ~finite & (state["first_nonfinite_step"] < 0), state["step"], state["first_nonfinite_step"]
-        )
-        return new, dict(aux["metrics"], grad_norm=grad_norm)
-
-    return train_step
-
-
-def init_state(system, optimizer, rng, codebook_size: int | None = None):
-    params = system.init(rng)
-    trainable = {k: params[k] for k in system.trainable}
-    state = {
-        "step": jnp.zeros((), jnp.int32),
-        "rng": jax.random.key_data(jax.random.fold_in(rng, 1)),
-        "params": trainable,
-        "opt_state": optimizer.init(trainable),
-        "first_nonfinite_step": -jnp.ones((), jnp.int32),
-    }
-    if codebook_size is not None:
-        state["code_counts"] = jnp.zeros((codebook_size,), jnp.int32)
-    return state
-
-
-@dataclasses.dataclass(frozen=True)
-class Parts:
-    """What a training run is built from (shared by the trainer, its tests and eval tools)."""
-
-    system: System  # or another system (see make_system)
-    optimizer: optax.GradientTransformation
-    trainable: dict  # abstract trainable params
-    make_state: Callable  # rng -> a fresh train state
-    shardings: dict  # of the train state, on the mesh
-    frozen: dict  # {"encoder": params}, placed on the mesh
-    reset_every: int | None  # VQ dead-code reset period (None without a codebook)
-    rng: jax.Array
-
-
-def build(config, mesh) -> Parts:
-    """The system, its optimiser, the state's constructor and shardings, and the frozen encoder."""
-    system = make_system(config)
-    rng = jax.random.key(config.seed)
-    abstract = jax.eval_shape(system.init, rng)
-    trainable = {k: abstract[k] for k in system.trainable}
-    optimizer = optim.make_optimizer(config.optim, trainable)
-    _, _, trainer_options = config_lib.regularizer_options(config.model.regularizer)
-    codebook = trainable.get("regularizer", {}).get("codebook")
-    reset_every = trainer_options.get("reset_every") if codebook is not None else None
-    codebook_size = codebook.shape[0] if reset_every else None
-    make_state = functools.partial(init_state, system, optimizer, codebook_size=codebook_size)
-    shardings = state_shardings(jax.eval_shape(make_state, rng), mesh)
-    frozen = system.frozen_params(rng, mesh)
-    return Parts(system, optimizer, trainable, make_state, shardings, frozen, reset_every, rng)
-
-
-def state_shardings(abstract_state, mesh):
-    """FSDP for params and optimiser state; counters and the RNG replicated."""
-    shardings = {
-        k: sharding.param_shardings(v, mesh)
-        for k, v in abstract_state.items()
-        if k in ("params", "opt_state")
-    }
-    return {
-        k: shardings.get(k, jax.tree.map(lambda _: sharding.replicated(mesh), v))
-        for k, v in abstract_state.items()
-    }
 
 
 # ------------------------------------------------------------------------------------------------
@@ -338,15 +221,15 @@ def _train(config, workdir, num_steps, preemption) -> dict:
     step_fn = jax.jit(make_train_step(system, parts.optimizer, parts.reset_every), donate_argnums=0)
     frozen = parts.frozen
     batch = to_device(next(train_iter), mesh) if start_step < end_step else None
-    flops_per_step = None
+    flops_per_device = None  # per step: the analytic model FLOPs (lawm.flops), else XLA's count
     if batch is not None:
         started = time.perf_counter()
         compiled = step_fn.lower(state, frozen, batch).compile()
-        flops_per_step = hardware.compiled_flops(compiled)
+        flops_per_device = model_flops_per_device(config) or hardware.compiled_flops(compiled)
         logging.info(
-            "Compiled the train step in %.1f s (%s FLOP/step)",
+            "Compiled the train step in %.1f s (%s FLOP/step per device)",
             time.perf_counter() - started,
-            f"{flops_per_step:.3g}" if flops_per_step else "unknown",
+            f"{flops_per_device:.3g}" if flops_per_device else "unknown",
         )
         step_fn = compiled
 
@@ -370,7 +253,7 @@ def _train(config, workdir, num_steps, preemption) -> dict:
                     ).items()
                 }
                 pending = []
-                means.update(throughput(timer, done, config, flops_per_step))
+                means.update(throughput(timer, done, config, flops_per_device))
                 if bad_records is not None:
                     means.update(bad_records.metrics())
                 timer = (time.perf_counter(), done)
@@ -412,7 +295,19 @@ def evaluate(system, frozen, state, eval_data, action_names=None) -> dict:
     return system.evaluate({**frozen, **state["params"]}, eval_data, action_names=action_names)
 
 
-def throughput(timer, done: int, config, flops_per_step) -> dict:
+def model_flops_per_device(config) -> float | None:
+    """The latent action world model's analytic model FLOPs per step and device (None for other tasks)."""
+    if config.get("task", "world_model") != "world_model":
+        return None
+    from lawm import flops
+
+    count = flops.train_step_flops(
+        config.model, config.batch_size, sources.num_frames(config.data), use_muon=False
+    )
+    return count.model / jax.device_count()
+
+
+def throughput(timer, done: int, config, flops_per_device) -> dict:
     """steps/s, clips/s, ETA and (where the device's peak is known) MFU since the last report."""
     since, since_step = timer
     seconds = time.perf_counter() - since
@@ -422,10 +317,10 @@ def throughput(timer, done: int, config, flops_per_step) -> dict:
         "perf/clips_per_s": steps_per_s * config.batch_size,
         "perf/eta_minutes": (config.total_steps - done) / max(steps_per_s, 1e-9) / 60,
     }
-    if flops_per_step:
-        achieved = flops_per_step * steps_per_s
-        out["perf/tflops_per_s"] = achieved / 1e12
+    if flops_per_device:
+        achieved = flops_per_device * steps_per_s
+        out["perf/tflops_per_s_per_device"] = achieved / 1e12
         peak = hardware.peak_flops(jax.devices()[0])
         if peak:
-            out["perf/mfu"] = achieved / (peak * jax.device_count())
+            out["perf/mfu"] = achieved / peak
     return out
