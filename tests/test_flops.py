@@ -72,3 +72,22 @@ def test_model_flops_count_the_causal_share_of_attention():
     double = flops.train_step_flops(config, 2 * BATCH, FRAMES)
     assert double.model == pytest.approx(2 * model.model)
     assert double.optimizer == model.optimizer
+
+
+def test_trainer_reports_mfu_per_device_from_model_flops(monkeypatch):
+    """MFU = model FLOPs per device x steps/s / the device's peak (not divided by the device count again)."""
+    import time
+
+    from experiments.configs import quickstart
+    from lawm import train
+
+    config = quickstart.get_config()
+    per_device = train.model_flops_per_device(config)
+    total = flops.train_step_flops(config.model, config.batch_size, 16, use_muon=False).model
+    assert per_device == pytest.approx(total / jax.device_count())
+    monkeypatch.setattr(hardware, "peak_flops", lambda device: 1e12)
+    out = train.throughput((time.perf_counter() - 2.0, 0), 10, config, per_device)
+    steps_per_s = out["perf/steps_per_s"]
+    assert 4.0 < steps_per_s <= 5.0
+    assert out["perf/mfu"] == pytest.approx(per_device * steps_per_s / 1e12)
+    assert out["perf/tflops_per_s_per_device"] == pytest.approx(per_device * steps_per_s / 1e12)
