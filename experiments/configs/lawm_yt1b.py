@@ -61,6 +61,12 @@ def get_config(arg="noisy-high"):
         world=dict(image_size=256, num_frames=FRAMES, fps=4.0),  # for --config.data.source=synthetic
     )
     config.batch_size = BATCH
+    # How the step computes (lawm.config.compute_config; README "Performance"): bf16 activations with fp32
+    # params, the frozen encoder in bf16, scanned blocks (compile time independent of depth) and full
+    # per-block rematerialisation, which keeps a 16-clip per-device batch near 21 GiB even where attention
+    # is not fused (ahead-of-time memory table in the README). With more memory, remat=dots trades it for
+    # speed.
+    config.model.compute.update(dtype="bfloat16", encoder_dtype="bfloat16", scan=True, remat="full")
     config.mesh = dict(
         data=-1, fsdp=1, tensor=1
     )  # ~300 M trainable params fit per device; raise fsdp for larger
