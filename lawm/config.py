@@ -57,7 +57,7 @@ def compute_config() -> ml_collections.ConfigDict:
             encoder_dtype="float32",  # the frozen encoder's forward (it has no backward: stop_gradient)
             attention="auto",  # auto | fused | cudnn | einsum (lawm.models.layers.dot_product_attention)
             remat="none",  # none | full | dots: what each block keeps for the backward pass
-            scan=False,  # jax.lax.scan over each stack of blocks (compile time independent of depth)
+            scan=False,  # jax.lax.scan over each stack of blocks: each block is traced and compiled once
         )
     )
 

@@ -62,7 +62,7 @@ def get_config(arg="noisy-high"):
     )
     config.batch_size = BATCH
     # How the step computes (lawm.config.compute_config; README "Performance"): bf16 activations with fp32
-    # params, the frozen encoder in bf16, scanned blocks (compile time independent of depth) and full
+    # params, the frozen encoder in bf16, scanned blocks (each compiled once) and full
     # per-block rematerialisation, which keeps a 16-clip per-device batch near 21 GiB even where attention
     # is not fused (ahead-of-time memory table in the README). With more memory, remat=dots trades it for
     # speed.

@@ -258,8 +258,9 @@ def run_blocks(blocks, x, *args, remat: str = "none", scan: bool = False):
 
     remat: a REMAT_POLICIES name, applied per block (what the backward pass keeps vs recomputes).
     scan: one traced block run depth times by `jax.lax.scan` over the blocks' stacked params (the layers
-    are stacked inside the step, so params and checkpoints keep their per-block layout): compile time and
-    program size stop growing with depth. Every choice computes the same function.
+    are stacked inside the step, so params and checkpoints keep their per-block layout): the blocks are
+    traced and compiled once (the optimiser still updates each layer's params separately, so compile time
+    still grows with depth, more slowly: benchmarks/RESULTS.md). Every choice computes the same function.
     """
     if remat not in REMAT_POLICIES:
         raise ValueError(f"remat must be one of {tuple(REMAT_POLICIES)}, got {remat!r}")
