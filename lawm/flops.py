@@ -29,7 +29,8 @@ import dataclasses
 import jax
 
 from lawm import config as config_lib
-from lawm import optim
+from lawm import optim, regularizers
+from lawm.system import System
 
 NEWTON_SCHULZ_STEPS = 5  # optax.contrib.muon's default, which lawm.optim uses
 
@@ -91,8 +92,6 @@ def train_step_flops(model_config, batch: int, frames: int, *, use_muon: bool = 
     encoder = batch * T * N * 2 * patch * E + _blocks(batch * T * N, E, enc.depth, enc.mlp_ratio, keys)
 
     # IDM: B(T-1) sequences of a readout token + 2N state tokens, full attention.
-    from lawm import regularizers
-
     raw_dim = config.latent_dim * regularizers.get(config.regularizer.name).raw_dim_factor
     pairs, seq = batch * (T - 1), 2 * N + 1
     idm_embed = pairs * 2 * N * 2 * E * idm.width
@@ -114,8 +113,6 @@ def train_step_flops(model_config, batch: int, frames: int, *, use_muon: bool = 
 
     optimizer = 0.0
     if use_muon:
-        from lawm.system import System
-
         shapes = jax.eval_shape(System(config).init, jax.random.key(0))
         trainable = {k: shapes[k] for k in System.trainable}
         labels = optim.param_labels(trainable, use_muon=True)
