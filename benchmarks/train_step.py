@@ -53,7 +53,7 @@ def prepare(config, per_device_batch: int, frames: int, abstract: bool):
     import jax
     import jax.numpy as jnp
 
-    from lawm import checkpoint, sharding, step
+    from lawm import sharding, step
 
     mesh = sharding.make_mesh(config.mesh)
     batch_size = per_device_batch * jax.device_count()
@@ -66,7 +66,7 @@ def prepare(config, per_device_batch: int, frames: int, abstract: bool):
     batch_sharding = sharding.batch_sharding(mesh)
     if abstract:
         abstract_state = jax.eval_shape(parts.make_state, parts.rng)
-        state = checkpoint.abstract_like(abstract_state, parts.shardings)
+        state = sharding.abstract_like(abstract_state, parts.shardings)
         batch = {"video": jax.ShapeDtypeStruct(video_shape, jnp.uint8, sharding=batch_sharding)}
     else:
         state = jax.jit(parts.make_state, out_shardings=parts.shardings)(parts.rng)

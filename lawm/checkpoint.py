@@ -17,6 +17,8 @@ from absl import logging
 from etils import epath
 from jax.experimental import multihost_utils
 
+from lawm.sharding import abstract_like  # noqa: F401  (the restore target; re-exported)
+
 
 class CheckpointError(RuntimeError):
     """Checkpoints exist but none can be restored."""
@@ -110,8 +112,3 @@ class Checkpointer:
 
     def close(self) -> None:
         self._manager.close()
-
-
-def abstract_like(tree, shardings):
-    """ShapeDtypeStructs of `tree` carrying `shardings`: the restore target for the current mesh."""
-    return jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), tree, shardings)

@@ -74,6 +74,11 @@ def param_shardings(tree, mesh):
     return jax.tree.map(lambda x: NamedSharding(mesh, param_spec(x.shape, mesh)), tree)
 
 
+def abstract_like(tree, shardings):
+    """ShapeDtypeStructs of `tree` carrying `shardings`: a restore or ahead-of-time compile target."""
+    return jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), tree, shardings)
+
+
 def batch_sharding(mesh) -> NamedSharding:
     """Leading (batch) dim over data x fsdp; everything else replicated."""
     return NamedSharding(mesh, P(BATCH_AXES))

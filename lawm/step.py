@@ -130,10 +130,8 @@ def build(config, mesh, *, abstract_frozen: bool = False) -> Parts:
     make_state = functools.partial(init_state, system, optimizer, codebook_size=codebook_size)
     shardings = state_shardings(jax.eval_shape(make_state, rng), mesh)
     if abstract_frozen:
-        from lawm.checkpoint import abstract_like
-
         shapes = jax.eval_shape(system.frozen_params, rng)
-        frozen = abstract_like(shapes, sharding.param_shardings(shapes, mesh))
+        frozen = sharding.abstract_like(shapes, sharding.param_shardings(shapes, mesh))
     else:
         frozen = system.frozen_params(rng, mesh)
     return Parts(system, optimizer, trainable, make_state, shardings, frozen, reset_every, rng)

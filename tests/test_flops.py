@@ -1,5 +1,9 @@
 """lawm.flops' analytic count against XLA's cost analysis of the compiled train step."""
 
+import pathlib
+import subprocess
+import sys
+
 import jax
 import jax.numpy as jnp
 import pytest
@@ -91,3 +95,22 @@ def test_trainer_reports_mfu_per_device_from_model_flops(monkeypatch):
     assert 4.0 < steps_per_s <= 5.0
     assert out["perf/mfu"] == pytest.approx(per_device * steps_per_s / 1e12)
     assert out["perf/tflops_per_s_per_device"] == pytest.approx(per_device * steps_per_s / 1e12)
+
+
+def test_benchmark_needs_no_input_pipeline_or_tensorflow():
+    """benchmarks/train_step.py (config, step, AOT compile, memory) runs without grain, TF or clu."""
+    code = (
+        "import atexit, runpy, sys\n"
+        "def check():\n"
+        "    heavy = {'grain', 'array_record', 'tensorflow', 'clu'}\n"
+        "    bad = sorted({m.split('.')[0] for m in sys.modules} & heavy)\n"
+        "    print('HEAVY', bad)\n"
+        "atexit.register(check)\n"
+        "sys.argv = ['train_step.py', '--config=experiments/configs/quickstart.py', '--memory=1']\n"
+        "runpy.run_path('benchmarks/train_step.py', run_name='__main__')\n"
+    )
+    root = pathlib.Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "| 1 |" in done.stdout, done.stdout  # the memory table's row for a per-device batch of 1
+    assert "HEAVY []" in done.stdout, done.stdout
