@@ -41,6 +41,9 @@ _WARMUP = flags.DEFINE_integer("warmup", 2, "Untimed steps after compilation.")
 _MEMORY = flags.DEFINE_list("memory", [], "Per-device batches to compile ahead of time (no run).")
 _DEVICES = flags.DEFINE_integer("devices", None, "Simulate this many CPU devices (set before JAX starts).")
 _MESH_FSDP = flags.DEFINE_integer("mesh_fsdp", None, "Override mesh.fsdp (the rest goes to data).")
+_PROFILE = flags.DEFINE_string(
+    "profile", None, "Trace one more chunk into this folder (jax.profiler, with a Perfetto JSON trace)."
+)
 
 
 def data_frames(config) -> int:
@@ -49,7 +52,7 @@ def data_frames(config) -> int:
 
 
 def prepare(config, per_device_batch: int, frames: int, abstract: bool):
-    """(jitted step, state, frozen, batch, global batch) for `config`; abstract: shapes only."""
+    """(jitted step, state, frozen, batch, global batch, system) for `config`; abstract: shapes only."""
     import jax
     import jax.numpy as jnp
 
@@ -72,7 +75,7 @@ def prepare(config, per_device_batch: int, frames: int, abstract: bool):
         state = jax.jit(parts.make_state, out_shardings=parts.shardings)(parts.rng)
         make_video = lambda key: jax.random.randint(key, video_shape, 0, 256).astype(jnp.uint8)  # noqa: E731
         batch = {"video": jax.jit(make_video, out_shardings=batch_sharding)(jax.random.key(1))}
-    return train_step, state, parts.frozen, batch, batch_size
+    return train_step, state, parts.frozen, batch, batch_size, parts.system
 
 
 def configure(config):
@@ -98,7 +101,7 @@ def memory_table(config, frames: int):
     print("|---|---|---|---|---|---|")
     for per_device in map(int, _MEMORY.value):
         started = time.perf_counter()
-        train_step, state, frozen, batch, _ = prepare(config, per_device, frames, abstract=True)
+        train_step, state, frozen, batch, _, _ = prepare(config, per_device, frames, abstract=True)
         compiled = train_step.lower(state, frozen, batch).compile()
         m = compiled.memory_analysis()
         peak = (
@@ -126,27 +129,45 @@ def xla_check(config, executed, xla) -> str:
     return f"{analytic:.4g} vs {xla:.4g} (XLA / analytic {xla / analytic:.3f})"
 
 
+def timed_chunks(run, carry):
+    """Median seconds per call of `carry = run(carry)` over `--repeats` chunks of `--steps` calls."""
+    import jax
+
+    for _ in range(_WARMUP.value):
+        carry = run(carry)
+    jax.block_until_ready(carry)
+    chunks = []
+    for _ in range(_REPEATS.value):
+        started = time.perf_counter()
+        for _ in range(_STEPS.value):
+            carry = run(carry)
+        jax.block_until_ready(carry)
+        chunks.append((time.perf_counter() - started) / _STEPS.value)
+    return statistics.median(chunks), chunks, carry
+
+
 def benchmark(config, per_device_batch: int, frames: int):
     import jax
 
     from lawm import flops, hardware
 
-    train_step, state, frozen, batch, batch_size = prepare(config, per_device_batch, frames, abstract=False)
+    train_step, state, frozen, batch, batch_size, system = prepare(
+        config, per_device_batch, frames, abstract=False
+    )
     started = time.perf_counter()
     compiled = train_step.lower(state, frozen, batch).compile()
     compile_s = time.perf_counter() - started
 
-    for _ in range(_WARMUP.value):
-        state, metrics = compiled(state, frozen, batch)
-    jax.block_until_ready(metrics)
-    chunks = []
-    for _ in range(_REPEATS.value):
-        started = time.perf_counter()
-        for _ in range(_STEPS.value):
-            state, metrics = compiled(state, frozen, batch)
-        jax.block_until_ready(metrics)
-        chunks.append((time.perf_counter() - started) / _STEPS.value)
-    step_s = statistics.median(chunks)
+    run = lambda carry: compiled(carry[0], frozen, batch)  # noqa: E731
+    step_s, chunks, (state, metrics) = timed_chunks(run, (state, {}))
+    if _PROFILE.value:
+        with jax.profiler.trace(_PROFILE.value, create_perfetto_trace=True):
+            for _ in range(_STEPS.value):
+                state, metrics = compiled(state, frozen, batch)
+            jax.block_until_ready(metrics)
+    # The frozen encoder's forward alone, on the same batch: its share of the step.
+    encode = jax.jit(system.encode)
+    encoder_s, _, _ = timed_chunks(lambda _: encode(frozen, batch["video"]), None)
 
     use_muon = config.optim.get("use_muon", True)
     model = flops.train_step_flops(config.model, batch_size, frames, use_muon=use_muon)
@@ -165,6 +186,7 @@ def benchmark(config, per_device_batch: int, frames: int):
             f"{step_s * 1e3:.1f} ms  (chunks: {', '.join(f'{c * 1e3:.1f}' for c in chunks)})",
         ),
         ("clips/s per device", f"{per_device_batch / step_s:.2f}"),
+        ("frozen encoder forward alone", f"{encoder_s * 1e3:.1f} ms ({encoder_s / step_s:.0%} of the step)"),
         (
             "model FLOPs/step",
             f"{model.model:.4g}  (encoder {model.encoder:.3g}, idm {model.idm:.3g}, "
