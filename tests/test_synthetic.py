@@ -94,6 +94,16 @@ def test_replaying_recorded_actions_reproduces_the_clip():
         np.testing.assert_array_equal(np.stack([s.camera for s in states]), record["camera_positions"])
 
 
+def test_agent_pattern_period_sets_the_checkerboard_scale():
+    u = np.linspace(-20.0, 20.0, 81, dtype=np.float32)
+    dy, dx = u[:, None], u[None, :]
+    for period in (6.0, 16.0):
+        pattern = S._pattern(dy, dx, period)
+        np.testing.assert_allclose(S._pattern(dy + period, dx, period), pattern, atol=1e-5)
+        np.testing.assert_allclose(S._pattern(dy + period / 2, dx, period), -pattern, atol=1e-5)
+    assert not np.allclose(S._pattern(dy, dx, 6.0), S._pattern(dy, dx, 16.0))
+
+
 def test_patterned_agents_replay_exactly_and_their_pattern_moves_with_them():
     patterned = dataclasses.replace(BUSY, agent_pattern=60.0, num_agents=(1, 1), sprite_radius=(8.0, 10.0))
     record = S.generate(patterned, 2, 0)
@@ -245,6 +255,7 @@ def test_policy_has_the_configured_lag1_autocorrelation(rho):
         ("texture_scale", 0.0),
         ("texture_contrast", 200.0),
         ("agent_pattern", -1.0),
+        ("agent_pattern_period", 0.0),
     ],
 )
 def test_bad_config_fails_with_one_line_naming_the_field(field, value):

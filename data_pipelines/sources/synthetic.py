@@ -58,7 +58,6 @@ _COLOR_MIX = np.array([[0.9, 0.3, 0.0], [0.9, -0.15, 0.26], [0.9, -0.15, -0.26]]
 # Held-out splits draw from disjoint seeds: split offset + seed, with 0 <= seed < 2**32.
 SPLIT_SEED_OFFSETS = {"train": 0, "eval": 2**32}
 DEFAULT_LENGTH = 2**31 - 1
-AGENT_PATTERN_PERIOD = 6.0
 _WORLD_STREAM, _POLICY_STREAM = 0, 1
 
 
@@ -81,10 +80,11 @@ class WorldConfig:
     sprite_radius: tuple[float, float] = (3.0, 7.0)  # (min, max) half-extent of a sprite along each axis
     texture_scale: float = 3.0  # correlation length of the background texture
     texture_contrast: float = 40.0  # standard deviation of the background texture, in 0..255 units
-    # Amplitude (0..255 units) of a pattern painted on the agents, moving with them (a checkerboard of
-    # period AGENT_PATTERN_PERIOD px). 0: plain agents. Patterned agents change every pixel they cover as
-    # they move, as a textured object (a person) does, so their motion carries more signal.
+    # Amplitude (0..255 units) of a pattern painted on the agents, moving with them (a smooth checkerboard
+    # of period agent_pattern_period px). 0: plain agents. Patterned agents change every pixel they cover
+    # as they move, as a textured object (a person) does, so their motion carries more signal.
     agent_pattern: float = 0.0
+    agent_pattern_period: float = 6.0
 
     def __post_init__(self):
         _positive_int(self, "image_size", minimum=16)
@@ -107,6 +107,7 @@ class WorldConfig:
         _number(self, "texture_scale", low=0.0, low_open=True)
         _number(self, "texture_contrast", low=0.0, high=128.0)
         _number(self, "agent_pattern", low=0.0, high=128.0)
+        _number(self, "agent_pattern_period", low=0.0, low_open=True)
 
     @property
     def max_agents(self) -> int:
@@ -434,17 +435,17 @@ def _sample_background(background, camera_F2, size):
     return frames
 
 
-def _pattern(dy, dx):
+def _pattern(dy, dx, period):
     """A smooth checkerboard in [-1, 1] over sprite-local coordinates: the product of two triangle waves
-    of period AGENT_PATTERN_PERIOD (exactly rounded ops only, like the rest of the renderer)."""
-    wave = lambda u: np.abs(np.remainder(u / (AGENT_PATTERN_PERIOD / 2), 2.0) - 1.0) * 2.0 - 1.0  # noqa: E731
+    of `period` px (exactly rounded ops only, like the rest of the renderer)."""
+    wave = lambda u: np.abs(np.remainder(u / (period / 2), 2.0) - 1.0) * 2.0 - 1.0  # noqa: E731
     return wave(dy) * wave(dx)
 
 
-def _draw(frames_FHWC, position_F2, shape, radius, color, pattern=0.0):
+def _draw(frames_FHWC, position_F2, shape, radius, color, pattern=0.0, period=6.0):
     """Alpha-blends one sprite (anti-aliased over ~1 px) into the frames, in place. Coverage is computed in
     the box the trajectory spans; only covered pixels are blended (most of the box is not covered).
-    `pattern` > 0 paints _pattern, moving with the sprite, at that amplitude over its colour."""
+    `pattern` > 0 paints _pattern (`period` px), moving with the sprite, at that amplitude over its colour."""
     num_frames, size = frames_FHWC.shape[:2]
     reach = float(radius) + 2.0
     (y0, x0), (y1, x1) = np.floor(position_F2.min(0) - reach), np.ceil(position_F2.max(0) + reach)
@@ -460,7 +461,7 @@ def _draw(frames_FHWC, position_F2, shape, radius, color, pattern=0.0):
     flat = frames_FHWC.reshape(num_frames * size * size, 3)
     old = flat[pixels]
     if pattern:
-        texture = pattern * _pattern(dy, dx)[covered]
+        texture = pattern * _pattern(dy, dx, period)[covered]
         color = np.minimum(np.maximum(color + texture[:, None], 0.0), 255.0)
     flat[pixels] = old + alpha[covered][:, None] * (color - old)
 
@@ -475,8 +476,10 @@ def _render(state, camera_F2, agents_FA2, distractors_FD2, entering_FE2):
     ]
     for layer, (positions_FS2, sprites) in enumerate(layers):
         pattern = state.config.agent_pattern if layer == len(layers) - 1 else 0.0
+        period = state.config.agent_pattern_period
         for i in range(positions_FS2.shape[1]):
-            _draw(frames, positions_FS2[:, i], sprites.shape[i], sprites.radius[i], sprites.color[i], pattern)
+            shape, radius, color = sprites.shape[i], sprites.radius[i], sprites.color[i]
+            _draw(frames, positions_FS2[:, i], shape, radius, color, pattern, period)
     frames += 0.5  # round to nearest; values stay in [0, 255]: every step is a convex combination
     return frames.astype(np.uint8)
 
