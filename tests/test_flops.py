@@ -1,5 +1,7 @@
 """lawm.flops' analytic count against XLA's cost analysis of the compiled train step."""
 
+import gzip
+import json
 import pathlib
 import subprocess
 import sys
@@ -114,3 +116,46 @@ def test_benchmark_needs_no_input_pipeline_or_tensorflow():
     assert done.returncode == 0, done.stderr[-2000:]
     assert "| 1 |" in done.stdout, done.stdout  # the memory table's row for a per-device batch of 1
     assert "HEAVY []" in done.stdout, done.stdout
+
+
+def test_profile_summary_splits_device_stream_time_by_kernel_kind(tmp_path):
+    """benchmarks/profile_summary.py on a hand-made Perfetto trace: only the device's stream kernels count
+    (not its "XLA Ops" line, which repeats them, nor the host), grouped by kind."""
+    meta = lambda kind, pid, tid, name: {
+        "ph": "M",
+        "name": kind,
+        "pid": pid,
+        "tid": tid,
+        "args": {"name": name},
+    }  # noqa: E731
+    kernel = lambda name, dur, tid=1: {"ph": "X", "name": name, "pid": 7, "tid": tid, "ts": 0, "dur": dur}  # noqa: E731
+    events = [
+        meta("process_name", 7, 0, "/device:GPU:0"),
+        meta("thread_name", 7, 1, "Stream #13(Compute)"),
+        meta("thread_name", 7, 2, "XLA Ops"),
+        meta("process_name", 3, 0, "/host:CPU"),
+        kernel("nvjet_tst_128x256_gemm", 600.0),
+        kernel("nvjet_tst_128x256_gemm", 600.0),
+        kernel("cudnn_flash_fprop_sm90", 400.0),
+        kernel("loop_add_fusion_3", 300.0),
+        kernel("fusion.12", 5000.0, tid=2),  # the XLA Ops line: not counted again
+        {"ph": "X", "name": "PjitFunction(train_step)", "pid": 3, "tid": 1, "ts": 0, "dur": 9000.0},
+    ]
+    trace = tmp_path / "plugins" / "profile" / "run" / "perfetto_trace.json.gz"
+    trace.parent.mkdir(parents=True)
+    with gzip.open(trace, "wt") as f:
+        json.dump({"traceEvents": events}, f)
+    root = pathlib.Path(__file__).resolve().parents[1]
+    done = subprocess.run(
+        [sys.executable, "benchmarks/profile_summary.py", str(tmp_path), "--steps=2"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert "device busy time per step: 0.9 ms (4 events, 2 steps)" in done.stdout, done.stdout
+    assert "| matmul | 0.60 | 63.2% |" in done.stdout, done.stdout
+    assert "| attention | 0.20 | 21.1% |" in done.stdout, done.stdout
+    assert "| fused elementwise | 0.15 | 15.8% |" in done.stdout, done.stdout
+    assert "PjitFunction" not in done.stdout and "fusion.12" not in done.stdout
