@@ -19,6 +19,10 @@ frozen encoder forward only, no optimiser) gives TFLOP/s and MFU against the dev
 against XLA's cost analysis of the compiled step. `--config.model.compute.*` switches the optimisations
 (lawm.config.compute_config). `--memory=B1,B2,..` compiles ahead of time only, for each per-device batch,
 and prints the compiled executable's per-device memory; `--devices=N` simulates N CPU devices.
+
+Where the time goes: the frozen encoder's forward is also timed alone on the same batch; `--profile=DIR`
+traces one more chunk (jax.profiler, Perfetto JSON) for `benchmarks/profile_summary.py DIR`, which splits
+the device time by kernel kind. `benchmarks/sweep.sh` runs this under several compute switches.
 """
 
 from __future__ import annotations
