@@ -167,7 +167,7 @@ def benchmark(config, per_device_batch: int, frames: int):
     if _PROFILE.value:
         with jax.profiler.trace(_PROFILE.value, create_perfetto_trace=True):
             for _ in range(_STEPS.value):
-                state, metrics = compiled(state, frozen, batch)
+                state, metrics = run((state, metrics))
             jax.block_until_ready(metrics)
     # The frozen encoder's forward alone, on the same batch: its share of the step.
     encode = jax.jit(system.encode)

@@ -17,8 +17,6 @@ from absl import logging
 from etils import epath
 from jax.experimental import multihost_utils
 
-from lawm.sharding import abstract_like  # noqa: F401  (the restore target; re-exported)
-
 
 class CheckpointError(RuntimeError):
     """Checkpoints exist but none can be restored."""

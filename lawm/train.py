@@ -208,7 +208,7 @@ def _train(config, workdir, num_steps, preemption) -> dict:
         max_to_keep=config.keep_checkpoints,
         keep_period=config.get("keep_every") or None,
     )
-    abstract = checkpoint_lib.abstract_like(jax.eval_shape(parts.make_state, rng), parts.shardings)
+    abstract = sharding.abstract_like(jax.eval_shape(parts.make_state, rng), parts.shardings)
     last_checkpoint, state = checkpointer.restore_latest(abstract, train_iter)
     if last_checkpoint is None:
         state = jax.jit(parts.make_state, out_shardings=parts.shardings)(rng)

@@ -69,7 +69,7 @@ def test_checkpoint_restores_onto_another_mesh(tmp_path):
     checkpointer.wait()
 
     other = sharding.make_mesh(dict(data=2, tensor=4))
-    target = checkpoint_lib.abstract_like(state, train.state_shardings(state, other))
+    target = sharding.abstract_like(state, train.state_shardings(state, other))
     restored = checkpointer.restore(1, target)
     jax.tree.map(np.testing.assert_array_equal, jax.device_get(restored["params"]), params)
     kernel = restored["params"]["world_model"]["blocks"][0]["mlp"]["fc1"]["kernel"]

@@ -442,7 +442,7 @@ def _pattern(dy, dx, period):
     return wave(dy) * wave(dx)
 
 
-def _draw(frames_FHWC, position_F2, shape, radius, color, pattern=0.0, period=6.0):
+def _draw(frames_FHWC, position_F2, shape, radius, color, pattern, period):
     """Alpha-blends one sprite (anti-aliased over ~1 px) into the frames, in place. Coverage is computed in
     the box the trajectory spans; only covered pixels are blended (most of the box is not covered).
     `pattern` > 0 paints _pattern (`period` px), moving with the sprite, at that amplitude over its colour."""
@@ -474,9 +474,9 @@ def _render(state, camera_F2, agents_FA2, distractors_FD2, entering_FE2):
         (entering_FE2, state.entering),
         (agents_FA2[:, : state.num_agents], state.agents),
     ]
+    period = state.config.agent_pattern_period
     for layer, (positions_FS2, sprites) in enumerate(layers):
         pattern = state.config.agent_pattern if layer == len(layers) - 1 else 0.0
-        period = state.config.agent_pattern_period
         for i in range(positions_FS2.shape[1]):
             shape, radius, color = sprites.shape[i], sprites.radius[i], sprites.color[i]
             _draw(frames, positions_FS2[:, i], shape, radius, color, pattern, period)

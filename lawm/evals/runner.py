@@ -59,7 +59,7 @@ class Run:
 
         self.workdir = epath.Path(workdir)
         self.parts = train.build(config, mesh or sharding.make_mesh(dict(data=-1)))
-        self.abstract = checkpoint_lib.abstract_like(
+        self.abstract = sharding.abstract_like(
             jax.eval_shape(self.parts.make_state, self.parts.rng), self.parts.shardings
         )
         self.checkpointer = checkpoint_lib.Checkpointer(self.workdir / "checkpoints")
