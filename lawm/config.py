@@ -11,6 +11,7 @@ import ml_collections
 from lawm import regularizers
 from lawm.models import layers
 from lawm.models.encoder import CAUSAL_MODES
+from lawm.models.idm import PAIRINGS
 
 
 def model_config() -> ml_collections.ConfigDict:
@@ -33,7 +34,8 @@ def model_config() -> ml_collections.ConfigDict:
                 # None: random init from the seed (tests, the quickstart).
                 checkpoint=None,
             ),
-            idm=dict(width=768, depth=12, num_heads=12, mlp_ratio=4.0),
+            # pairing: how (s_t, s_{t+1}) become tokens, "tokens" | "channels" (lawm.models.idm).
+            idm=dict(width=768, depth=12, num_heads=12, mlp_ratio=4.0, pairing="tokens"),
             # residual: predict s_{t+1} - s_t (not the paper's; see lawm.models.world_model).
             world_model=dict(width=1024, depth=24, num_heads=16, mlp_ratio=4.0, cond_dim=128, residual=False),
             # `name` picks the function in lawm.regularizers; other keys are its options (see the registry).
@@ -128,6 +130,8 @@ def validate_model_config(config) -> None:
                 f"model.{part}.num_heads ({config[part].num_heads})"
             )
     _positive_int(config, "world_model.cond_dim")
+    if config.idm.get("pairing", "tokens") not in PAIRINGS:
+        raise ValueError(f"model.idm.pairing must be one of {PAIRINGS}, got {config.idm.pairing!r}")
     if not isinstance(config.world_model.get("residual", False), bool):
         raise ValueError(f"model.world_model.residual must be a bool, got {config.world_model.residual!r}")
     encoder = config.encoder

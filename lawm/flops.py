@@ -5,7 +5,7 @@ the optimiser's Newton-Schulz iterations. Not counted: elementwise work (norms, 
 the regularizer, AdamW), a few percent at the widths we train. Per part of `System.loss_fn`'s step:
 
   encoder       forward only (frozen, under stop_gradient): patch embedding + blocks.
-  idm           forward + backward over the B(T-1) pairs of 2N+1 tokens (full attention).
+  idm           forward + backward over the B(T-1) pairs of 2N+1 tokens (N+1 with channel pairing).
   world_model   forward + backward over the T-1 context steps of N tokens (block-causal attention), the
                 latent MLP and the per-step AdaLN modulation.
   optimizer     Muon's Newton-Schulz iterations on each Muon matrix (batch-independent).
@@ -91,9 +91,11 @@ def train_step_flops(model_config, batch: int, frames: int, *, use_muon: bool = 
         keys = T * N
     encoder = batch * T * N * 2 * patch * E + _blocks(batch * T * N, E, enc.depth, enc.mlp_ratio, keys)
 
-    # IDM: B(T-1) sequences of a readout token + 2N state tokens, full attention.
+    # IDM: B(T-1) sequences of a readout token + 2N state tokens ("tokens" pairing) or N tokens of 2E
+    # features ("channels"), full attention. The embedding's multiply-adds are the same either way.
     raw_dim = config.latent_dim * regularizers.get(config.regularizer.name).raw_dim_factor
-    pairs, seq = batch * (T - 1), 2 * N + 1
+    state_tokens = N if idm.get("pairing", "tokens") == "channels" else 2 * N
+    pairs, seq = batch * (T - 1), state_tokens + 1
     idm_embed = pairs * 2 * N * 2 * E * idm.width
     idm_rest = _blocks(pairs * seq, idm.width, idm.depth, idm.mlp_ratio, seq)
     idm_rest += pairs * 2 * idm.width * raw_dim  # the readout head

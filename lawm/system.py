@@ -75,6 +75,7 @@ class System:
                 InverseDynamics,
                 state_dim=enc.width,
                 out_dim=latent_dim * self.regularizer.raw_dim_factor,
+                pairing=idm.get("pairing", "tokens"),
                 **pick(idm),
             ),
             "world_model": functools.partial(

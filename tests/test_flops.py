@@ -17,12 +17,12 @@ from lawm.system import System
 BATCH, FRAMES = 8, 8
 
 
-def small_config(causal="tubelet", regularizer="noisy"):
+def small_config(causal="tubelet", regularizer="noisy", pairing="tokens"):
     """Wide enough (head dim 64, width 128) that matmuls dominate, as at real sizes."""
     config = config_lib.model_config()
     config.latent_dim = 16
     config.encoder.update(width=128, depth=1, num_heads=2, patch_size=8, image_size=32, causal=causal)
-    config.idm.update(width=128, depth=2, num_heads=2)
+    config.idm.update(width=128, depth=2, num_heads=2, pairing=pairing)
     config.world_model.update(width=128, depth=2, num_heads=2, cond_dim=64)
     config.regularizer = {"noisy": dict(name="noisy", beta=1e-4), "sparse": dict(name="sparse")}[regularizer]
     return config
@@ -44,11 +44,15 @@ def xla_flops(model_config, use_muon):
 
 
 @pytest.mark.parametrize(
-    "causal, use_muon, regularizer",
-    [("tubelet", True, "noisy"), ("per_frame", False, "sparse"), ("none", True, "sparse")],
+    "causal, use_muon, regularizer, pairing",
+    [
+        ("tubelet", True, "noisy", "tokens"),
+        ("per_frame", False, "sparse", "tokens"),
+        ("none", True, "sparse", "channels"),
+    ],
 )
-def test_analytic_count_agrees_with_xla_within_ten_percent(causal, use_muon, regularizer):
-    config = small_config(causal, regularizer)
+def test_analytic_count_agrees_with_xla_within_ten_percent(causal, use_muon, regularizer, pairing):
+    config = small_config(causal, regularizer, pairing)
     executed = flops.train_step_flops(config, BATCH, FRAMES, use_muon=use_muon, executed=True)
     measured = xla_flops(config, use_muon)
     assert measured is not None, "XLA:CPU gave no cost analysis"

@@ -67,8 +67,11 @@ def states(steps=5, seed=1):
     return jax.random.normal(jax.random.key(seed), (2, steps, N, E))
 
 
-def test_idm_latent_depends_only_on_its_pair():
-    idm = InverseDynamics(state_dim=E, out_dim=LATENT, width=16, depth=2, num_heads=2, rngs=nnx.Rngs(0))
+@pytest.mark.parametrize("pairing", ["tokens", "channels"])
+def test_idm_latent_depends_only_on_its_pair(pairing):
+    idm = InverseDynamics(
+        state_dim=E, out_dim=LATENT, width=16, depth=2, num_heads=2, pairing=pairing, rngs=nnx.Rngs(0)
+    )
     run = nnx.jit(lambda model, s: model(s, GRID))  # one compile instead of many slow eager calls
     s = states()
     base = np.asarray(run(idm, s))
@@ -77,6 +80,9 @@ def test_idm_latent_depends_only_on_its_pair():
         z = np.asarray(run(idm, s.at[:, k].add(0.5)))
         changed = [bool(np.any(z[:, t] != base[:, t])) for t in range(4)]
         assert changed == [t in (k - 1, k) for t in range(4)], k
+    # The pair is ordered: the same two states the other way round are another transition.
+    swapped = np.asarray(run(idm, s.at[:, 1].set(s[:, 0]).at[:, 0].set(s[:, 1])))
+    assert max_abs_diff(swapped[:, 0], base[:, 0]) > 1e-4
 
 
 def test_world_model_prediction_sees_only_the_past():

@@ -132,6 +132,7 @@ def test_discrete_returns_what_the_dead_code_reset_needs():
     [
         ("idm.num_heads", 5, "model.idm.width .* not divisible by model.idm.num_heads"),
         ("encoder.causal", "sideways", "model.encoder.causal must be one of"),
+        ("idm.pairing", "frames", "model.idm.pairing must be one of"),
         ("encoder.image_size", 60, "model.encoder.image_size"),
         ("world_model.depth", 0, "model.world_model.depth must be a positive integer"),
         ("regularizer", {"name": "sparse", "l3": 1.0}, "regularizer 'sparse' has no option 'l3'"),
