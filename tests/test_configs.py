@@ -12,6 +12,7 @@ CONFIGS = (
     [("quickstart", None)]
     + [("lawm_yt1b", preset) for preset in lawm_yt1b.PRESETS]
     + [("synthetic_eval", regularizer) for regularizer in synthetic_eval.REGULARIZERS]
+    + [("synthetic_eval", f"{regularizer}:agent") for regularizer in ("noisy", "deterministic")]
     + [("decoder", "synthetic_eval"), ("decoder", "quickstart")]
 )
 
@@ -38,3 +39,18 @@ def test_paper_recipe_numbers():
     assert lawm_yt1b.get_config("discrete-low").model.regularizer.reset_every == 2_500_000 // (1024 * 7)
     with pytest.raises(ValueError, match="preset must be one of"):
         lawm_yt1b.get_config("sparse-extreme")
+
+
+def test_synthetic_eval_agent_world_changes_only_what_it_says():
+    camera, agent = synthetic_eval.get_config("noisy"), synthetic_eval.get_config("noisy:agent")
+    keys = set(camera.data.world) | set(agent.data.world)
+    changed = {k for k in keys if camera.data.world.get(k) != agent.data.world.get(k)}
+    assert changed == {"camera_pan", "sprite_radius", "agent_pattern_period", "entering_objects"}
+    assert (agent.model.idm.pairing, agent.model.idm.depth, agent.model.regularizer.beta) == (
+        "channels",
+        2,
+        1e-5,
+    )
+    assert camera.model.idm.pairing == "tokens" and camera.model.regularizer.beta == 1e-4
+    with pytest.raises(ValueError, match="unknown world 'moon'"):
+        synthetic_eval.get_config("noisy:moon")

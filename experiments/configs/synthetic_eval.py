@@ -9,45 +9,51 @@ COMMAND:  for REG in deterministic sparse noisy discrete; do
           The deterministic run is the capacity reference and the decoder draws the pictures of every
           model (they share the frozen encoder): train those two first, or point eval.reference_workdir /
           eval.decoder_workdir elsewhere. REG also takes `none` (unconstrained).
-RUNTIME:  2000 steps; about 9 minutes per model alone on 2 CPU cores (4 steps/s), lawm-eval ~2 minutes.
-EXPECTED: see the README's results table (measured values and the machine).
+          ARG is REG[:WORLD], WORLD `camera` (the default) or `agent`: for the agent world use
+          synthetic_eval.py:$REG:agent, workdirs /tmp/lawm_eval/${REG}_agent and the decoder
+          decoder.py:synthetic_eval:noisy:agent in /tmp/lawm_eval/decoder_agent.
+RUNTIME:  2000 steps; about 9 minutes per model alone on 2 CPU cores (4 steps/s; the agent world's
+          depth-2 IDM: 12.5 minutes at 2.7 steps/s), lawm-eval ~2 minutes.
+EXPECTED: see the README's results tables (measured values and the machine).
 
-The world: one large agent (radius 14-18 px in 64 px frames) painted with a pattern that moves with it,
-always present (slot 0), moving up to 1.5 px per frame with little momentum (smoothness 0.3, so the past
-does not give its next move away), over a background the camera pans by up to 1 px per frame; no
-distractors. The choices made, and what they did:
+The camera world: one large agent (radius 14-18 px in 64 px frames) painted with a pattern that moves
+with it (period 6 px), always present (slot 0), moving up to 1.5 px per frame with little momentum
+(smoothness 0.3, so the past does not give its next move away), over a background the camera pans by up
+to 1 px per frame; no distractors. Its models' latents carry the pan, not the agent.
+
+The agent world (WORLD `agent`), where latents carry the agent's own move: the agent is huge (radius
+22-26 px: most of the frame, as a person close to the camera), its pattern has a period of 16 px (more
+than twice its largest move per state, so a move cannot alias into another), nothing else moves (no pan,
+no entering object), and the IDM reads each place's pair of states as one token (`idm.pairing =
+"channels"`, depth 2). Measured 2026-11-21 (2-core CPU, 2000 steps, 256 held-out clips): noisy beta 1e-5
+own/shuffled 0.67, own/copy-last 0.68, ridge probe R^2 0.87 (dy) / 0.89 (dx) of the agent's displacement.
+
+The choices made, and what they did:
   - the sparse regularizer's coefficients as printed (l1 0.01 ...) leave the latents unused (own/shuffled
-    0.998 at step 500, in an earlier version of this world); `scale` (the whole sparse loss times it)
-    lets the prediction loss win: 0.92 at scale 0.1 and 0.81 at scale 0.01 (2000 steps, this world), so
-    the preset uses 0.01;
+    0.998 at step 500, in an earlier version of the camera world); `scale` (the whole sparse loss times
+    it) lets the prediction loss win: 0.92 at scale 0.1 and 0.81 at scale 0.01 (2000 steps), so the
+    preset uses 0.01;
   - the world model predicts the change of state (`world_model.residual`), so it does not spend its two
     blocks re-drawing the static scene (its effect alone was not measured);
-  - plain single-colour agents moving a few px never made it into the latents (probe R^2 ~ 0 at every
-    speed and size tried, with and without camera pan, noisy beta 1e-4 / 1e-5 and sparse): only the pan
-    did. The pattern makes every pixel of the agent change as it moves, like a textured person; it did
-    not get the agent into the latents either (agent R^2 ~ 0 for every model: README results table);
-  - why, measured: a world model of this size trained alone with the *true* actions as its latent (1500
-    steps) reaches L1 0.1772 with none, 0.1398 with the pan, 0.1357 with pan + agent (4 x 128: 0.1291 vs
-    0.1214; without pan: 0.0955 vs 0.0846 with the agent). Even handed the agent's action it gains 3-11 %
-    (the pan: 21 %), so nothing pushes the IDM to encode it; an IDM of depth 2 (depth 1 cannot compare
-    s_t with s_{t+1} token by token before its readout) lifts the camera probe to 0.53/0.62 but not the
-    agent's;
-  - larger, plainer agent motion does not change that (2026-11-21, the same oracle, no pan, no entering
-    objects, smoothness 0): patterned agent at 4 px/frame 0.1401 none vs 0.1370 with its action (copy-last
-    0.1682); plain agent at 4 px/frame 0.0908 vs 0.0925 at step 1000; plain agent at 8 px/frame 0.1646 vs
-    0.1610 (copy-last 0.1885). The world model never learns to move an object it must first pick out of
-    the scene, however large the move: it only learns what applies to every token (the pan). Even a flat
-    background (texture_contrast 0, where an agent's move is a shift of the whole picture), no pan, IDM
-    depth 2, noisy beta 1e-4, 2000 steps: own/shuffled 1.00, agent R^2 -0.02 / -0.05. So were, each with
-    IDM depth 2, noisy beta 1e-4, 2000 steps: a huge patterned agent (radius 22-26) with the pan
-    (own/shuffled 1.00: it even pushed the pan out, camera R^2 0.05-0.07; KL fell to 0.04), the same
-    without pan (KL 4.8 -> 0.13 by step 1000; stopped), and a patterned agent whose pattern cannot alias
-    (period 16 px > twice its largest move per state) on a flat background without pan, where the agent
-    is the only thing that moves and a shift of the whole picture is its move (KL 0.003 at step 2000,
-    own/shuffled 1.00, own/copy-last 0.83, agent R^2 -0.05 / -0.06). In that last world the
-    unconstrained regularizer (`none`) is worse still: its latents grow (L1 44 over 16 dims) and the
-    world model never leaves copy-last (own/copy-last 0.9999) - a pathology of unbounded latents under
-    AdaLN-zero worth a look before trying larger models.
+  - what the world model can use at all, measured by training it alone with the *true* actions as its
+    latent (1500 steps, L1 on held-out clips, no action / with the agent's action / copy-last): camera
+    world 0.1772 with no action, 0.1398 with the pan, 0.1357 with pan + agent (the agent adds 3 %); plain or
+    period-6 agents of radius 14-18 moving up to 8 px per frame gained 2-3 % at most; the agent world
+    0.1179 / 0.0997 / 0.1365 (the agent's action: 15 %). Where the oracle gains nothing the latents
+    never carried the agent (agent R^2 ~ 0 with noisy beta 1e-4 / 1e-5, sparse, huge period-6 agents,
+    flat backgrounds, with and without pan, IDM depth 1 and 2);
+  - in the agent world with the default pairing (`tokens`: 2N tokens, IDM depth 2) the latents still
+    did not help: noisy beta 1e-4 collapsed (KL 4.6 -> 0.06 by step 1100) and beta 1e-5 kept a KL of
+    10-19 nats that the world model did not use (prediction L1 0.116 at step 1000 either way, the
+    oracle's no-action level). With `channels` pairing, same seed and data: 0.100 at step 1000 and the
+    result above. Our reading: a random-init IDM's readout averages the tokens of each state, which a
+    moving pattern hardly changes, so its first latents carry little motion; and under AdaLN-zero the IDM
+    gets no gradient until the world model's modulation has grown. Concatenating s_t and s_{t+1} per
+    place puts the local change in every token from the start. Beta 1e-5 (not 1e-4) for noisy in this
+    world: 1e-4 with `channels` was not measured;
+  - the unconstrained regularizer (`none`) in a flat-background agent world kept the world model at
+    copy-last (own/copy-last 0.9999, latents L1 44 over 16 dims): a pathology of unbounded latents under
+    AdaLN-zero, not investigated further.
 """
 
 from __future__ import annotations
@@ -63,17 +69,28 @@ REGULARIZERS = {
 }
 
 
+# The agent world: ARG REG:agent. Changes to the camera world above, and why (see the docstring).
+AGENT_WORLD = dict(
+    camera_pan=False, sprite_radius=(22.0, 26.0), agent_pattern_period=16.0, entering_objects=0.0
+)
+AGENT_REGULARIZERS = dict(REGULARIZERS, noisy=dict(name="noisy", beta=1e-5))
+WORLDS = ("camera", "agent")
+
+
 def get_config(arg="noisy"):
-    arg = arg or "noisy"
-    if arg not in REGULARIZERS:
-        raise ValueError(f"synthetic_eval.py: unknown regularizer {arg!r} (one of {sorted(REGULARIZERS)})")
+    name, _, world = (arg or "noisy").partition(":")
+    world = world or "camera"
+    if name not in REGULARIZERS:
+        raise ValueError(f"synthetic_eval.py: unknown regularizer {name!r} (one of {sorted(REGULARIZERS)})")
+    if world not in WORLDS:
+        raise ValueError(f"synthetic_eval.py: unknown world {world!r} (one of {WORLDS})")
     total_steps = 2000
     config = common.base_config(total_steps)
     config.model.latent_dim = 16
     config.model.encoder.update(width=64, depth=0, num_heads=4, patch_size=8, tubelet_size=2, image_size=64)
     config.model.idm.update(width=64, depth=1, num_heads=4)
     config.model.world_model.update(width=64, depth=2, num_heads=4, cond_dim=32, residual=True)
-    config.model.regularizer = dict(REGULARIZERS[arg])
+    config.model.regularizer = dict(REGULARIZERS[name])
     config.data.world = dict(
         image_size=64,
         num_frames=16,
@@ -87,6 +104,10 @@ def get_config(arg="noisy"):
         smoothness=0.3,
         agent_pattern=80.0,
     )
+    if world == "agent":
+        config.data.world.update(AGENT_WORLD)
+        config.model.idm.update(depth=2, pairing="channels")
+        config.model.regularizer = dict(AGENT_REGULARIZERS[name])
     config.batch_size = 8
     config.optim.update(muon_lr=0.02, adamw_lr=2e-3, weight_decay=0.0)
     config.log_every = 100
@@ -94,7 +115,7 @@ def get_config(arg="noisy"):
     config.eval.update(
         num_clips=256,
         batch_size=16,
-        reference_workdir="/tmp/lawm_eval/deterministic",
-        decoder_workdir="/tmp/lawm_eval/decoder",
+        reference_workdir="/tmp/lawm_eval/deterministic" + ("_agent" if world == "agent" else ""),
+        decoder_workdir="/tmp/lawm_eval/decoder" + ("_agent" if world == "agent" else ""),
     )
     return config
