@@ -22,9 +22,14 @@ EXPECTED: synthetic, controllers of experiments/configs/controller.py:synthetic 
           of the same clip re-simulated with the agents standing still (34.1); without the pan, 46.3
           (13 single-agent eval clips; 30.8 vs 30.8 vs 33.9 for a 1-agent, large-sprite world model,
           synthetic_eval.py:noisy before `residual`). So the issue's targets (Δ <= 0.5x zero and
-          random, adapter better than mlp with a moving camera) hold for the camera dims only; they need
-          a world model whose latents carry the agents' motion. Elite mean instead of best sample:
-          no change (8 episodes: Δ 26.4 vs 26.7).
+          random, adapter better than mlp with a moving camera) hold for the camera dims only there.
+          Elite mean instead of best sample: no change (8 episodes: Δ 26.4 vs 26.7).
+          With controllers on the agent world's noisy model (controller.py:synthetic:synthetic_eval:
+          noisy:agent on /tmp/lawm_eval/noisy_agent, whose latents carry the agent's move; no camera):
+            Δ agent                          planned 1.60 / 1.42, zero 3.40, random 6.56 -> 0.47 / 0.42
+                                             of zero, 0.24 / 0.22 of random; final agent error
+                                             1.12 / 1.00 px (zero 2.73, random 4.88)
+          32 episodes in 13.6 / 12.3 min on 2 CPU cores, measured 2026-11-21.
 Protocols. droid (Terver et al., as the paper): H = 3, CEM N = 300, K = 10, I = 15 from N(0, 1), the best
 sample, 64 episodes, Δxyz; the action bounds (±0.1 on the 6 pose deltas, ±0.75 on the gripper) are the
 [JWM] code's (the paper states none). recon (NWM): H = 8 (2 s at 4 fps), one straight-line action, N = 120,
