@@ -70,7 +70,8 @@ class InverseDynamics(nnx.Module):
         B, T, N, _ = states_BTNE.shape
         if N != grid_hw[0] * grid_hw[1]:
             raise ValueError(f"{N} tokens per state do not form the grid {grid_hw}")
-        grid = layers.token_positions(1, *grid_hw)  # (N, 3), time 0: step embedding / concat order tell the two
+        # (N, 3) grid positions at time 0: the step embedding or the concat order tells s_t from s_{t+1}.
+        grid = layers.token_positions(1, *grid_hw)
         if self.pairing == "tokens":
             pairs = jnp.stack([states_BTNE[:, :-1], states_BTNE[:, 1:]], axis=2)  # (B, T-1, 2, N, E)
             x = self.embed(pairs)
