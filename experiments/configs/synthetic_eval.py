@@ -51,7 +51,7 @@ The choices made, and what they did:
     moving pattern hardly changes, so its first latents carry little motion; and under AdaLN-zero the IDM
     gets no gradient until the world model's modulation has grown. Concatenating s_t and s_{t+1} per
     place puts the local change in every token from the start. Beta 1e-5 (not 1e-4) for noisy in this
-    world: 1e-4 with `channels` was not measured;
+    world: 1e-4 with `channels` keeps a KL of ~2.3 and gives own/shuffled 0.91, agent R^2 0.30 / 0.47;
   - the unconstrained regularizer (`none`) in a flat-background agent world kept the world model at
     copy-last (own/copy-last 0.9999, latents L1 44 over 16 dims): a pathology of unbounded latents under
     AdaLN-zero, not investigated further.
