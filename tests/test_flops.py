@@ -125,14 +125,13 @@ def test_benchmark_needs_no_input_pipeline_or_tensorflow():
 def test_profile_summary_splits_device_stream_time_by_kernel_kind(tmp_path):
     """benchmarks/profile_summary.py on a hand-made Perfetto trace: only the device's stream kernels count
     (not its "XLA Ops" line, which repeats them, nor the host), grouped by kind."""
-    meta = lambda kind, pid, tid, name: {
-        "ph": "M",
-        "name": kind,
-        "pid": pid,
-        "tid": tid,
-        "args": {"name": name},
-    }  # noqa: E731
-    kernel = lambda name, dur, tid=1: {"ph": "X", "name": name, "pid": 7, "tid": tid, "ts": 0, "dur": dur}  # noqa: E731
+
+    def meta(kind, pid, tid, name):
+        return {"ph": "M", "name": kind, "pid": pid, "tid": tid, "args": {"name": name}}
+
+    def kernel(name, dur, tid=1):
+        return {"ph": "X", "name": name, "pid": 7, "tid": tid, "ts": 0, "dur": dur}
+
     events = [
         meta("process_name", 7, 0, "/device:GPU:0"),
         meta("thread_name", 7, 1, "Stream #13(Compute)"),

@@ -91,7 +91,7 @@ def get_config(arg="noisy"):
     config.model.encoder.update(width=64, depth=0, num_heads=4, patch_size=8, tubelet_size=2, image_size=64)
     config.model.idm.update(width=64, depth=1, num_heads=4)
     config.model.world_model.update(width=64, depth=2, num_heads=4, cond_dim=32, residual=True)
-    config.model.regularizer = dict(REGULARIZERS[name])
+    config.model.regularizer = dict((AGENT_REGULARIZERS if world == "agent" else REGULARIZERS)[name])
     config.data.world = dict(
         image_size=64,
         num_frames=16,
@@ -108,15 +108,15 @@ def get_config(arg="noisy"):
     if world == "agent":
         config.data.world.update(AGENT_WORLD)
         config.model.idm.update(depth=2, pairing="channels")
-        config.model.regularizer = dict(AGENT_REGULARIZERS[name])
     config.batch_size = 8
     config.optim.update(muon_lr=0.02, adamw_lr=2e-3, weight_decay=0.0)
     config.log_every = 100
     config.checkpoint_every = 500
+    suffix = "_agent" if world == "agent" else ""  # the agent world's runs sit beside the camera world's
     config.eval.update(
         num_clips=256,
         batch_size=16,
-        reference_workdir="/tmp/lawm_eval/deterministic" + ("_agent" if world == "agent" else ""),
-        decoder_workdir="/tmp/lawm_eval/decoder" + ("_agent" if world == "agent" else ""),
+        reference_workdir="/tmp/lawm_eval/deterministic" + suffix,
+        decoder_workdir="/tmp/lawm_eval/decoder" + suffix,
     )
     return config
