@@ -11,11 +11,11 @@ the true action of a step is the sum of its k frame actions (`ControllerSystem.s
   synthetic  Episode e is held-out clip e of the controller run's synthetic world (eval seeds; fields in
              the plan config's `world` override the run's, e.g. camera_pan False), k(H + 1) frames long.
              Start: the frames of state 0; goal: those of state H, from the true dynamics. The plan (H
-             steps; absent agents' dims masked out) is executed in the true simulator (`synthetic.step`,
-             each step as k frame steps of action / k, from the start state's newest frame) and scored by
-             the final agent and camera position errors against the true clip and by
-             Δ = ‖Σ planned - Σ true‖₁ over the controlled dims (present agents and camera), also split
-             into `delta_agents` and `delta_camera`.
+             steps; the dims of absent agents, of agents that cannot move (max_speed 0) and of a camera
+             that cannot pan masked out) is executed in the true simulator (`synthetic.step`, each step as
+             k frame steps of action / k, from the start state's newest frame) and scored by the final
+             agent and camera position errors against the true clip and by Δ = ‖Σ planned - Σ true‖₁ over
+             the controlled dims, also split into `delta_agents` and `delta_camera`.
   droid      Episode e is eval clip e (H + 1 states at the run's fps). Δxyz (Eq. 3), in metres.
   recon      The NWM protocol: one straight-line action (total dx, dy, dyaw in the start's robot frame)
              planned with one CEM iteration and divided over the H steps (`straight_line`). ATE and RPE
@@ -144,7 +144,7 @@ def synthetic_episodes(system, config):
     for index in range(config.num_episodes):
         clip = synthetic.generate(world, seed, index)
         mask = np.zeros(synthetic.action_dim(world), np.float32)
-        mask[: 2 * clip["num_agents"]] = 1.0
+        mask[: 2 * clip["num_agents"]] = 1.0 if world.max_speed > 0 else 0.0
         mask[-2:] = 1.0 if world.camera_pan else 0.0
         true = system.step_actions(clip["actions"][None], horizon)[0]
         episodes.append(

@@ -13,6 +13,7 @@ CONFIGS = (
     + [("lawm_yt1b", preset) for preset in lawm_yt1b.PRESETS]
     + [("synthetic_eval", regularizer) for regularizer in synthetic_eval.REGULARIZERS]
     + [("synthetic_eval", f"{regularizer}:agent") for regularizer in ("noisy", "deterministic")]
+    + [("synthetic_eval", "noisy:rotated")]
     + [("decoder", "synthetic_eval"), ("decoder", "quickstart")]
 )
 
@@ -41,7 +42,7 @@ def test_paper_recipe_numbers():
         lawm_yt1b.get_config("sparse-extreme")
 
 
-def test_synthetic_eval_agent_world_changes_only_what_it_says():
+def test_synthetic_eval_worlds_change_only_what_they_say():
     camera, agent = synthetic_eval.get_config("noisy"), synthetic_eval.get_config("noisy:agent")
     keys = set(camera.data.world) | set(agent.data.world)
     changed = {k for k in keys if camera.data.world.get(k) != agent.data.world.get(k)}
@@ -52,5 +53,10 @@ def test_synthetic_eval_agent_world_changes_only_what_it_says():
         1e-5,
     )
     assert camera.model.idm.pairing == "tokens" and camera.model.regularizer.beta == 1e-4
+    rotated = synthetic_eval.get_config("noisy:rotated")
+    changed = {k for k in keys if camera.data.world.get(k) != rotated.data.world.get(k)}
+    assert changed | {"camera_rotation"} == {"camera_rotation", "max_speed"}
+    assert rotated.data.world.camera_rotation and rotated.model == agent.model
+    assert rotated.eval.reference_workdir.endswith("deterministic_rotated")
     with pytest.raises(ValueError, match="unknown world 'moon'"):
         synthetic_eval.get_config("noisy:moon")

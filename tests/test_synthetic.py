@@ -178,6 +178,59 @@ def test_positive_pan_moves_the_background_up_and_left():
     assert not np.array_equal(after[:-1, :-2][far], before[:-1, :-2][far])
 
 
+def test_turn_follows_rot90():
+    """A world-frame displacement between two marked pixels shows as `_turn` of it once the picture is
+    turned by np.rot90; the band of a turned camera is the unturned band turned the same way."""
+    size = 16
+    image = np.zeros((size, size), np.int32)
+    image[3, 5], image[9, 12] = 1, 2  # displacement (6, 7)
+    for turns in range(-1, 5):
+        turned = np.rot90(image, turns)
+        seen = np.argwhere(turned == 2)[0] - np.argwhere(turned == 1)[0]
+        np.testing.assert_array_equal(S._turn(np.float32([[6, 7]]), turns)[0], seen)
+        np.testing.assert_array_equal(S._turn(S._turn(np.float32([[6, 7]]), turns), -turns)[0], [6, 7])
+        band = np.zeros((1, size, size, 3), np.float32)
+        S._draw_horizon(band, turns)
+        upright = np.zeros_like(band)
+        S._draw_horizon(upright, 0)
+        np.testing.assert_array_equal(band[0], np.rot90(upright[0], turns))
+        assert (band == S.HORIZON_COLOR).mean() == 1 / 8
+
+
+def test_turned_camera_turns_the_actions_and_shows_the_band():
+    """With camera_rotation a clip is the unturned world's clip plus the band, its actions turned back to
+    the world's frame; replaying them reproduces it exactly."""
+    turned = dataclasses.replace(BUSY, camera_rotation=True)
+    rotations = set()
+    for index in range(8):
+        plain, record = S.generate(BUSY, 4, index), S.generate(turned, 4, index)
+        rotation = S.initial_state(turned, 4, index).rotation
+        rotations.add(rotation)
+        band = np.zeros((1, BUSY.image_size, BUSY.image_size, 3), np.float32)
+        S._draw_horizon(band, rotation)
+        band = np.broadcast_to(band == S.HORIZON_COLOR, record["video"].shape)
+        assert np.all(record["video"][band] == S.HORIZON_COLOR)
+        np.testing.assert_array_equal(record["video"][~band], plain["video"][~band])
+        np.testing.assert_array_equal(record["camera_positions"], plain["camera_positions"])
+        n = record["num_agents"]
+        world = record["actions"].reshape(len(record["actions"]), -1, 2)
+        np.testing.assert_array_equal(
+            S._turn(world, rotation).reshape(plain["actions"].shape), plain["actions"]
+        )
+        np.testing.assert_array_equal(
+            np.diff(record["camera_positions"], axis=0), S._turn(world[:, -1], rotation)
+        )
+        if rotation % 2:  # a quarter turn swaps the axes: the world-frame pan differs from the frame's
+            assert not np.array_equal(record["actions"][:, -2:], plain["actions"][:, -2:])
+        states, video = _replay(turned, 4, index, record["actions"])
+        np.testing.assert_array_equal(video, record["video"])
+        np.testing.assert_array_equal(
+            np.stack([s.agents.position for s in states])[:, :n], record["agent_positions"][:, :n]
+        )
+    assert rotations == {0, 1, 2, 3}
+    assert S.initial_state(BUSY, 4, 0).rotation == 0
+
+
 def test_step_clips_to_the_bounds_and_the_frame():
     state = S.initial_state(BUSY, 0, 0)
     n, size = state.num_agents, BUSY.image_size
@@ -246,6 +299,7 @@ def test_policy_has_the_configured_lag1_autocorrelation(rho):
         ("num_agents", 2),
         ("num_distractors", (-1, 2)),
         ("camera_pan", "yes"),
+        ("camera_rotation", 1),
         ("max_pan", -1.0),
         ("max_speed", float("nan")),
         ("smoothness", 1.0),

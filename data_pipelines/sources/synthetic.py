@@ -6,6 +6,10 @@ agents by default (square, disc, triangle, cross or diamond; palette colour; ran
 per-step displacement is its action, drawn from a smooth bounded random policy; the camera's pan is an
 action too.
 Sprites live in frame coordinates (a near layer over a far background), so a pan moves only the background.
+With `camera_rotation` the camera is turned by a random quarter turn per clip and actions stay in the
+world's frame, so how an action looks depends on a rotation that only the picture shows (a dark band along
+the world's top edge): the situation of a robot whose actions are in its base frame, filmed from a camera
+placed anew in each episode.
 
 Everything is deterministic per (seed, index) (bit-identical on a given machine and NumPy build; the
 background's FFT may differ in the last bits across CPUs) and costs no files: `generate` makes a whole clip,
@@ -85,6 +89,10 @@ class WorldConfig:
     # as they move, as a textured object (a person) does, so their motion carries more signal.
     agent_pattern: float = 0.0
     agent_pattern_period: float = 6.0
+    # Turn the camera by a random multiple of 90 degrees per clip (np.rot90's sense). Actions are in the
+    # world's frame, positions in the frame's: a world-frame displacement (dy, dx) shows as (-dx, dy) after
+    # one quarter turn. A dark band of image_size / 8 px along the world's top edge shows the turn.
+    camera_rotation: bool = False
 
     def __post_init__(self):
         _positive_int(self, "image_size", minimum=16)
@@ -92,8 +100,9 @@ class WorldConfig:
         _number(self, "fps", low=0.0, low_open=True)
         _int_range(self, "num_agents", minimum=1)
         _int_range(self, "num_distractors", minimum=0)
-        if not isinstance(self.camera_pan, bool):
-            _fail("camera_pan", "must be a bool", self.camera_pan)
+        for field in ("camera_pan", "camera_rotation"):
+            if not isinstance(getattr(self, field), bool):
+                _fail(field, "must be a bool", getattr(self, field))
         _number(self, "max_pan", low=0.0)
         _number(self, "max_speed", low=0.0)
         _number(self, "smoothness", low=0.0, high=1.0, high_open=True)
@@ -192,6 +201,7 @@ class WorldState(NamedTuple):
     entering: Sprites  # 0 or 1 sprites, starting just outside the frame
     entering_velocity: np.ndarray  # (E, 2) float32
     entering_start: np.ndarray  # (E,) int: the step at which each starts to move
+    rotation: int = 0  # quarter turns of the camera (camera_rotation); actions are turned by it
 
 
 # --- dynamics -------------------------------------------------------------------------------------------
@@ -217,6 +227,17 @@ def _limits(radius_S, size):
     return (radius_S + 0.5)[:, None], (size - radius_S - 0.5)[:, None]
 
 
+def _turn(vectors_S2, quarter_turns):
+    """World-frame (dy, dx) vectors as the camera sees them after `quarter_turns` turns (np.rot90's sense:
+    (dy, dx) -> (-dx, dy) per turn; exact on the grid). Negative turns undo positive ones."""
+    turns = quarter_turns % 4
+    if turns == 0:
+        return vectors_S2
+    dy, dx = vectors_S2[..., 0], vectors_S2[..., 1]
+    turned = {1: (-dx, dy), 2: (-dy, -dx), 3: (dx, -dy)}[turns]
+    return np.stack(turned, axis=-1).astype(vectors_S2.dtype)
+
+
 def _reflect(target_S2, low_S1, high_S1):
     """Mirrors positions that crossed a wall back inside; returns them and which components bounced."""
     below, above = target_S2 < low_S1, target_S2 > high_S1
@@ -237,9 +258,9 @@ def step(state: WorldState, action) -> WorldState:
     """Applies an action (2A + 2,): agent displacements then pan, as in `generate`; advances the rest.
 
     The displacement applied is the action clipped to the speed bounds (pan is 0 when camera_pan is off),
-    rounded to the 1/256 px grid, and clipped so each agent stays inside the frame (agents stop at walls;
-    the random policy of `generate` bounces them before that, so its actions pass through unchanged).
-    Components of absent agents are ignored.
+    rounded to the 1/256 px grid, turned by the camera's rotation (world frame -> frame) and clipped so
+    each agent stays inside the frame (agents stop at walls; the random policy of `generate` bounces them
+    before that, so its actions pass through unchanged). Components of absent agents are ignored.
     """
     config = state.config
     size, n = config.image_size, state.num_agents
@@ -247,7 +268,7 @@ def step(state: WorldState, action) -> WorldState:
     if action.shape != (action_dim(config),):
         raise ValueError(f"action must have shape ({action_dim(config)},), got {action.shape}")
     bounds = _action_bounds(config)
-    move = _quantise(_clip(action.reshape(-1, 2), -bounds, bounds))
+    move = _turn(_quantise(_clip(action.reshape(-1, 2), -bounds, bounds)), state.rotation)
 
     agents = state.agents
     low, high = _limits(agents.radius[:n], size)
@@ -369,6 +390,7 @@ def initial_state(config: WorldConfig, seed: int, index: int) -> WorldState:
     if not has_entering:
         entering = Sprites(*(x[:0] for x in entering))
         entering_velocity, entering_start = entering_velocity[:0], entering_start[:0]
+    rotation = int(rng.integers(4)) if config.camera_rotation else 0  # last: other worlds keep their clips
     return WorldState(
         config=config,
         t=0,
@@ -382,6 +404,7 @@ def initial_state(config: WorldConfig, seed: int, index: int) -> WorldState:
         entering=entering,
         entering_velocity=entering_velocity,
         entering_start=entering_start,
+        rotation=rotation,
     )
 
 
@@ -466,6 +489,17 @@ def _draw(frames_FHWC, position_F2, shape, radius, color, pattern, period):
     flat[pixels] = old + alpha[covered][:, None] * (color - old)
 
 
+HORIZON_COLOR = 20.0  # the band that shows a turned camera's rotation: darker than any background
+
+
+def _draw_horizon(frames_FHWC, quarter_turns):
+    """Paints the band along the world's top edge, in front of everything (as a robot's own body in view):
+    the frame's top, left, bottom or right 1/8 for 0, 1, 2 or 3 quarter turns."""
+    width = frames_FHWC.shape[1] // 8
+    band = {0: np.s_[:, :width], 1: np.s_[:, :, :width], 2: np.s_[:, -width:], 3: np.s_[:, :, -width:]}
+    frames_FHWC[band[quarter_turns % 4]] = HORIZON_COLOR
+
+
 def _render(state, camera_F2, agents_FA2, distractors_FD2, entering_FE2):
     """Frames (F, H, W, 3) uint8 of a world whose sprites and camera follow the given trajectories."""
     frames = _sample_background(state.background, camera_F2, state.config.image_size)
@@ -480,6 +514,8 @@ def _render(state, camera_F2, agents_FA2, distractors_FD2, entering_FE2):
         for i in range(positions_FS2.shape[1]):
             shape, radius, color = sprites.shape[i], sprites.radius[i], sprites.color[i]
             _draw(frames, positions_FS2[:, i], shape, radius, color, pattern, period)
+    if state.config.camera_rotation:
+        _draw_horizon(frames, state.rotation)
     frames += 0.5  # round to nearest; values stay in [0, 255]: every step is a convex combination
     return frames.astype(np.uint8)
 
@@ -499,20 +535,24 @@ def generate(config: WorldConfig, seed: int, index: int) -> dict:
     Returns a dict of numpy arrays (and one int):
       video: (F, H, W, 3) uint8.
       actions: (F-1, 2A + 2) float32 (action_dim(config), A = max_agents); row t takes frame t to t+1:
-        [agent_0 (dy, dx), ..., agent_{A-1} (dy, dx), camera pan (dy, dx)], in pixels.
-        Absent agents' entries are 0. A positive pan moves the camera down / right, so the background
-        moves up / left in the frame; it is 0 throughout when camera_pan is off.
+        [agent_0 (dy, dx), ..., agent_{A-1} (dy, dx), camera pan (dy, dx)], in pixels, in the world's
+        frame (the frame's unless camera_rotation: then turned as `_turn` says by the clip's
+        `initial_state(...).rotation`). Absent agents' entries are 0. A positive pan moves the camera
+        down / right, so the background moves up / left in the frame; it is 0 throughout when camera_pan
+        is off.
       agent_positions: (F, max_agents, 2) float32 (y, x) sprite centres in frame pixels; present agents
         fill the first num_agents slots, absent ones are NaN.
       camera_positions: (F, 2) float32 top-left of the view on the background (not wrapped), so
-        camera_positions[t+1] - camera_positions[t] is the pan in actions[t].
+        camera_positions[t+1] - camera_positions[t] is the pan in actions[t] (turned).
       num_agents: int.
 
     The policy: each agent's velocity (and the pan) follows an AR(1) process with coefficient
     config.smoothness and stationary std POLICY_STD_FRACTION x its bound, clipped to the bound per
     component and rounded to the 1/256 px grid. An agent whose step would cross a wall is reflected off
     it (its velocity flips), so it stays fully inside the frame; the recorded action is the displacement
-    actually applied, and agent_positions[t+1] - agent_positions[t] equals it exactly.
+    actually applied (in the world's frame), and agent_positions[t+1] - agent_positions[t] equals it
+    exactly (turned). The policy acts in the frame; its moves are isotropic, so their law is the same in
+    both frames.
     """
     state = initial_state(config, seed, index)
     rng = np.random.default_rng([seed, index, _POLICY_STREAM])
@@ -536,6 +576,7 @@ def generate(config: WorldConfig, seed: int, index: int) -> dict:
         velocity[:n] = np.where(bounced, -velocity[:n], velocity[:n])
         actions[t, :n] = target - position
         actions[t, -1] = move[-1]
+        actions[t] = _turn(actions[t], -state.rotation)  # frame -> world; `step` turns it back
         state = step(state, actions[t].reshape(-1))
         trajectory.append(state)
 
