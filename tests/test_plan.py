@@ -64,9 +64,10 @@ def test_a_protocol_the_run_cannot_serve_fails_before_compute(controller_run):
         plan.plan(config, controller_run)
 
 
-def synthetic_episode(k=2, horizon=2):
+def synthetic_episode(k=2, horizon=2, **world_fields):
     """A real synthetic episode (one agent in two slots) for a stand-in system of k frames per step."""
     world = dict(image_size=32, num_agents=(1, 2), sprite_radius=(2.0, 4.0), max_speed=2.0, max_pan=1.0)
+    world.update(world_fields)
     system = types.SimpleNamespace(
         frames_per_step=k, config=ml_collections.ConfigDict(dict(data=dict(world=world, seed=0)))
     )
@@ -151,3 +152,20 @@ def test_droid_protocol_on_action_records(controller_run, tmp_path):
     true_xyz = [c["actions"][1:5, :3].sum(0) for c in clips[:2]]
     assert results["zero/delta_xyz"] == pytest.approx(np.mean([np.abs(t).sum() for t in true_xyz]), rel=1e-5)
     assert np.isfinite(results["planned/delta_xyz"]) and (tmp_path / "droid.png").exists()
+
+
+def test_a_turned_camera_over_a_still_agent_is_planned_in_the_world_frame():
+    """camera_rotation: plans are world-frame actions, executed through the turn; a still agent's dims
+    (max_speed 0) are not planned."""
+    episode, bounds = synthetic_episode(camera_rotation=True, max_speed=0.0)
+    np.testing.assert_array_equal(episode.mask, [0, 0, 0, 0, 1, 1])
+    np.testing.assert_array_equal(bounds[1], [0, 0, 0, 0, 2, 2])
+    true = episode.true_actions
+    exact = planning_protocols.score_synthetic(episode, true)
+    assert exact["delta"] == 0.0 and exact["camera_error"] < 0.01 and exact["delta_agents"] == 0.0
+    turned = np.stack([true[:, 5], -true[:, 4]], 1)  # a quarter turn of the true pan: Δ is the difference
+    scores = planning_protocols.score_synthetic(episode, np.concatenate([true[:, :4], turned], 1))
+    assert scores["delta"] == pytest.approx(np.abs(turned.sum(0) - true[:, 4:].sum(0)).sum())
+    assert scores["camera_error"] == pytest.approx(
+        np.linalg.norm(turned.sum(0) - true[:, 4:].sum(0)), abs=0.01
+    )
