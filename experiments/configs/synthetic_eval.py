@@ -9,9 +9,10 @@ COMMAND:  for REG in deterministic sparse noisy discrete; do
           The deterministic run is the capacity reference and the decoder draws the pictures of every
           model (they share the frozen encoder): train those two first, or point eval.reference_workdir /
           eval.decoder_workdir elsewhere. REG also takes `none` (unconstrained).
-          ARG is REG[:WORLD], WORLD `camera` (the default) or `agent`: for the agent world use
-          synthetic_eval.py:$REG:agent, workdirs /tmp/lawm_eval/${REG}_agent and the decoder
-          decoder.py:synthetic_eval:noisy:agent in /tmp/lawm_eval/decoder_agent.
+          ARG is REG[:WORLD], WORLD `camera` (the default), `agent` or `rotated`: for the agent world
+          use synthetic_eval.py:$REG:agent, workdirs /tmp/lawm_eval/${REG}_agent and the decoder
+          decoder.py:synthetic_eval:noisy:agent in /tmp/lawm_eval/decoder_agent (`rotated` likewise;
+          only its noisy model is trained, for the controllers of experiments/configs/controller.py).
 RUNTIME:  2000 steps; about 9 minutes per model alone on 2 CPU cores (4 steps/s; the agent world's
           depth-2 IDM: 12.5 minutes at 2.7 steps/s), lawm-eval ~2 minutes.
 EXPECTED: see the README's results tables (measured values and the machine).
@@ -28,6 +29,15 @@ no entering object), and the IDM reads each place's pair of states as one token 
 "channels"`, depth 2). Measured 2026-11-21 (2-core CPU, 2000 steps, 256 held-out clips): noisy beta 1e-5
 own/shuffled 0.67, own/copy-last 0.68, ridge probe R^2 0.87 (dy) / 0.89 (dx) of the agent's displacement;
 sparse 0.67, R^2 0.88 / 0.86; discrete 0.81, R^2 0.67 / 0.70 (the README's agent-world table).
+
+The turned-camera world (WORLD `rotated`), where a controller must look at the state: the camera world
+with the camera turned by a random quarter turn per clip (`camera_rotation`: actions in the world's
+frame, a dark band along the world's top edge shows the turn) and the agent standing still (max_speed 0),
+so the pan is all that moves; the agent world's IDM and noisy beta. Measured 2026-11-21 (2-core CPU, 2000
+steps in 8.3 minutes, 256 held-out clips): own/shuffled 0.25, own/copy-last 0.31; ridge probe R^2 of the
+world-frame pan -0.01 / -0.02 (the latents carry the pan as the picture shows it, which the world-frame
+action alone does not give: experiments/configs/controller.py). With the camera world's IDM and noisy
+beta 1e-4 the latents collapsed (KL 5 -> 0.03 nats by step 1300).
 
 The choices made, and what they did:
   - the sparse regularizer's coefficients as printed (l1 0.01 ...) leave the latents unused (own/shuffled
@@ -75,9 +85,7 @@ AGENT_WORLD = dict(
     camera_pan=False, sprite_radius=(22.0, 26.0), agent_pattern_period=16.0, entering_objects=0.0
 )
 AGENT_REGULARIZERS = dict(REGULARIZERS, noisy=dict(name="noisy", beta=1e-5))
-# The turned-camera world: ARG REG:rotated. The camera world with a camera turned by a random quarter turn
-# per clip (actions in the world's frame; a band shows the turn) and the agent standing still; the agent
-# world's IDM and noisy beta (with the camera world's, noisy beta 1e-4 collapsed: KL 5 -> 0.03 by step 1300).
+# The turned-camera world: ARG REG:rotated (see the docstring), with the agent world's IDM and regularizers.
 ROTATED_WORLD = dict(camera_rotation=True, max_speed=0.0)
 WORLDS = ("camera", "agent", "rotated")
 
