@@ -489,7 +489,7 @@ def _draw(frames_FHWC, position_F2, shape, radius, color, pattern, period):
     flat[pixels] = old + alpha[covered][:, None] * (color - old)
 
 
-HORIZON_COLOR = 20.0  # the band that shows a turned camera's rotation: darker than any background
+HORIZON_COLOR = 20.0  # the band that shows a turned camera's rotation: darker than nearly all backgrounds
 
 
 def _draw_horizon(frames_FHWC, quarter_turns):
