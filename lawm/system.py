@@ -41,6 +41,15 @@ def normalize_states(states):
     return (states - mean) * jax.lax.rsqrt(var + layers.LAYER_NORM_EPS)
 
 
+@functools.lru_cache(maxsize=64)
+def _abstract(module_class, **kwargs):
+    """(graph definition, number of parameters) of `module_class(**kwargs)`, from an abstract module:
+    nothing is allocated. Cached (graph definitions are immutable): tracing a ViT-L's initialisers takes
+    seconds, and configs, evaluators and tests build the same parts many times."""
+    graphdef, state = nnx.split(nnx.eval_shape(lambda: module_class(**kwargs, rngs=nnx.Rngs(0))))
+    return graphdef, sum(x.size for x in jax.tree.leaves(state))
+
+
 class System:
     """Frozen encoder + IDM + regularizer + world model, built from a model config (lawm.config)."""
 
@@ -86,11 +95,7 @@ class System:
                 **pick(wm, "cond_dim"),
             ),
         }
-        # Graph definitions from abstract modules: nothing is allocated here.
-        self._graphdefs = {
-            name: nnx.split(nnx.eval_shape(lambda b=build: b(rngs=nnx.Rngs(0))))[0]
-            for name, build in self._builders.items()
-        }
+        self._abstract = {name: _abstract(b.func, **b.keywords) for name, b in self._builders.items()}
 
     # -- parameters ------------------------------------------------------------------------------
     def init(self, rng) -> Params:
@@ -108,8 +113,14 @@ class System:
 
     def param_counts(self) -> dict[str, int]:
         """Parameters per part, from shapes only (jax.eval_shape: no allocation)."""
-        shapes = jax.eval_shape(self.init, jax.random.key(0))
-        return {name: sum(x.size for x in jax.tree.leaves(tree)) for name, tree in shapes.items()}
+        regularizer = jax.eval_shape(
+            lambda key: self.regularizer.init_params(
+                key, self.config.latent_dim, **self.regularizer_init_kwargs
+            ),
+            jax.random.key(0),
+        )
+        counts = {name: count for name, (_, count) in self._abstract.items()}
+        return counts | {"regularizer": sum(x.size for x in jax.tree.leaves(regularizer))}
 
     def frozen_encoder(self, rng, shardings=None):
         """The frozen encoder's params: the weights `encoder.checkpoint` names, else random from rng."""
@@ -139,7 +150,7 @@ class System:
         return latent_actions.evaluate(self, params, batches, action_names=action_names)
 
     def _module(self, name: str, params: Params):
-        return nnx.merge(self._graphdefs[name], params[name])
+        return nnx.merge(self._abstract[name][0], params[name])
 
     # -- the pieces --------------------------------------------------------------------------------
     def encode(self, params: Params, video_BFHWC):
