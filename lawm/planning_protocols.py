@@ -190,7 +190,7 @@ def score_synthetic(episode: Episode, actions_HA) -> dict:
     return {
         "delta": delta(xyz=dims),
         "delta_agents": delta(xyz=agent_dims),
-        "delta_camera": delta(xyz=camera_dims) if len(camera_dims) else 0.0,
+        "delta_camera": delta(xyz=camera_dims),
         "agent_error": float(
             np.mean(
                 [planning_metrics.final_position_error(agents[:, i], true_agents[:, i]) for i in range(n)]

@@ -19,7 +19,7 @@ EXPECTED: synthetic on /tmp/lawm_quickstart (experiments/configs/quickstart.py),
           copy-start 0.689. The two controllers tie: this world model's latents carry the camera pan (a
           state-independent shift) and hardly any agent motion (experiments/configs/plan.py).
           synthetic:synthetic_eval:noisy:rotated on /tmp/lawm_eval/noisy_rotated (a camera turned per
-          clip, world-frame actions; 600 steps, ~6 min each, 2026-11-21), adapter / mlp:
+          clip, world-frame actions; 600 steps in 6.6 / 2.9 min, 2026-11-21), adapter / mlp:
           latent_mse_over_var 0.18 / 0.96 (the adapter finds the band that shows the turn at steps
           300-400); next-state L1 0.048 / 0.096 (IDM 0.032, zero action 0.088 / 0.097); 7-step rollout
           0.136 / 0.271 (IDM 0.117, zero action 0.273 / 0.272): the MLP learns the latent of no movement.
