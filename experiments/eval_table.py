@@ -25,12 +25,12 @@ COLUMNS = (
 
 
 def latest_results(workdir) -> dict:
-    from lawm.evals import runner
+    from lawm import runs
 
     files = sorted(epath.Path(workdir).glob("eval/*.json"), key=lambda p: int(p.stem))
     for path in reversed(files):
         record = json.loads(path.read_text())
-        if record.get(runner.MARK):
+        if record.get(runs.LAWM_EVAL_MARK):
             return record
     raise FileNotFoundError(f"no lawm-eval results under {workdir}/eval")
 

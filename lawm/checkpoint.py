@@ -35,7 +35,9 @@ class Checkpointer:
             create=True,
             enable_async_checkpointing=asynchronous,
         )
-        self._manager = ocp.CheckpointManager(self.directory, options=options, item_names=("state", "data"))
+        # Handlers named up front, so a checkpoint's metadata is readable before anything is restored.
+        handlers = {"state": ocp.StandardCheckpointHandler(), "data": grain.checkpoint.CheckpointHandler()}
+        self._manager = ocp.CheckpointManager(self.directory, options=options, item_handlers=handlers)
 
     def latest_step(self) -> int | None:
         return self._manager.latest_step()
@@ -46,6 +48,12 @@ class Checkpointer:
     def reload(self) -> None:
         """Re-reads the directory: steps another process saved since (an evaluator following a run)."""
         self._manager.reload()
+
+    def state_shapes(self, step: int):
+        """ShapeDtypeStructs of the train state saved at `step`, from the checkpoint's metadata alone."""
+        metadata = self._manager.item_metadata(step)["state"]
+        tree = getattr(metadata, "tree", metadata)
+        return jax.tree.map(lambda m: jax.ShapeDtypeStruct(tuple(m.shape), m.dtype), tree)
 
     def save(self, step: int, state, data_iterator=None) -> None:
         items = {"state": ocp.args.StandardSave(state)}

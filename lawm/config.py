@@ -1,10 +1,14 @@
-"""Model configuration: the paper's defaults, a tiny preset for tests and CPU runs, and validation.
+"""Model configuration: the paper's defaults (the one place they live), a tiny preset, and validation.
 
-Experiment configs (experiments/configs/*.py) start from `model_config()` and override fields; every
-field is checked by `validate_model_config` before any compute, with a one-line error naming it.
+Experiment configs (experiments/configs/*.py) start from `model_config()` and override fields. Parts read
+a model config only through `resolve` (validated once, every default filled in, the encoder checkpoint's
+sizes applied) and `regularizer` (the regularizer's options routed to its function, its init and the
+trainer); a bad field fails there, before any compute, with a one-line error naming it.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import ml_collections
 
@@ -64,11 +68,6 @@ def compute_config() -> ml_collections.ConfigDict:
     )
 
 
-def compute_options(config) -> dict:
-    """The model config's compute switches with defaults filled in (configs saved before they existed)."""
-    return {**compute_config().to_dict(), **dict(config.get("compute") or {})}
-
-
 def tiny_model_config() -> ml_collections.ConfigDict:
     """A few-hundred-thousand-parameter model of the same shape, for tests and CPU runs (64 px input)."""
     config = model_config()
@@ -113,13 +112,67 @@ def with_checkpoint_sizes(config):
     return config
 
 
-def validate_model_config(config) -> None:
-    """Raises ValueError naming the first bad field; returns None when the config can build a model."""
-    config = with_checkpoint_sizes(config)  # an unreadable checkpoint fails here, naming the file
-    _positive_int(config, "latent_dim")
+PARTS = ("encoder", "idm", "world_model", "compute")
+
+
+def _with_defaults(config) -> ml_collections.ConfigDict:
+    """A copy of `config` with every field it lacks taken from `model_config()` (configs saved before a
+    field existed get its default); a field `model_config()` does not have raises, naming it."""
+    defaults, given = model_config().to_dict(), dict(config.to_dict())
+    unknown = sorted(set(given) - set(defaults))
+    if unknown:
+        raise ValueError(f"model has no field {unknown[0]!r} (valid: {', '.join(sorted(defaults))})")
+    for part in PARTS:
+        if part in given and given[part] is not None:
+            fields = dict(given[part])
+            extra = sorted(set(fields) - set(defaults[part]))
+            if extra:
+                raise ValueError(
+                    f"model.{part} has no field {extra[0]!r} (valid: {', '.join(sorted(defaults[part]))})"
+                )
+            given[part] = {**defaults[part], **fields}
+    return ml_collections.ConfigDict({**defaults, **given})
+
+
+def resolve(config) -> ml_collections.ConfigDict:
+    """The model config every part reads: validated, defaults filled in, the encoder checkpoint's sizes."""
     for part in ("encoder", "idm", "world_model"):
         if part not in config:
             raise ValueError(f"model.{part} is missing")
+    if "name" not in config.get("regularizer", {}):
+        raise ValueError("model.regularizer.name is missing")
+    config = with_checkpoint_sizes(_with_defaults(config))  # an unreadable checkpoint fails, naming it
+    _validate(config)
+    return config
+
+
+@dataclasses.dataclass(frozen=True)
+class RegularizerOptions:
+    """A regularizer config routed to its consumers: the function's, its init's and the trainer's options."""
+
+    name: str
+    fn: regularizers.Regularizer
+    apply: dict
+    init: dict
+    trainer: dict
+
+
+def regularizer(model_config) -> RegularizerOptions:
+    """The regularizer `model.regularizer` names, with its options split by who reads them."""
+    options = dict(model_config.regularizer)
+    name = options.pop("name")
+    apply, init, trainer = regularizers.split_hparams(name, options)
+    return RegularizerOptions(name, regularizers.get(name), apply, init, trainer)
+
+
+def validate_model_config(config) -> None:
+    """Raises ValueError naming the first bad field; returns None when the config can build a model."""
+    resolve(config)
+
+
+def _validate(config) -> None:
+    _positive_int(config, "latent_dim")
+    for part in ("encoder", "idm", "world_model"):
         for field in ("width", "num_heads"):
             _positive_int(config, f"{part}.{field}")
         # A depth-0 encoder is a frozen patch embedding + LayerNorm: a cheap encoder for CPU runs.
@@ -130,9 +183,9 @@ def validate_model_config(config) -> None:
                 f"model.{part}.num_heads ({config[part].num_heads})"
             )
     _positive_int(config, "world_model.cond_dim")
-    if config.idm.get("pairing", "tokens") not in PAIRINGS:
+    if config.idm.pairing not in PAIRINGS:
         raise ValueError(f"model.idm.pairing must be one of {PAIRINGS}, got {config.idm.pairing!r}")
-    if not isinstance(config.world_model.get("residual", False), bool):
+    if not isinstance(config.world_model.residual, bool):
         raise ValueError(f"model.world_model.residual must be a bool, got {config.world_model.residual!r}")
     encoder = config.encoder
     for field in ("patch_size", "tubelet_size"):
@@ -145,10 +198,7 @@ def validate_model_config(config) -> None:
                 f"model.encoder.image_size {encoder.image_size!r} must be positive multiples "
                 f"of encoder.patch_size ({encoder.patch_size})"
             )
-    compute = compute_options(config)
-    unknown = set(compute) - set(compute_config())
-    if unknown:
-        raise ValueError(f"model.compute has unknown fields {sorted(unknown)}")
+    compute = config.compute
     for field in ("dtype", "encoder_dtype"):
         if compute[field] not in COMPUTE_DTYPES:
             raise ValueError(f"model.compute.{field} must be one of {COMPUTE_DTYPES}, got {compute[field]!r}")
@@ -163,13 +213,4 @@ def validate_model_config(config) -> None:
         )
     if not isinstance(compute["scan"], bool):
         raise ValueError(f"model.compute.scan must be a bool, got {compute['scan']!r}")
-    if "name" not in config.regularizer:
-        raise ValueError("model.regularizer.name is missing")
-    regularizers.get(config.regularizer.name)
-    regularizer_options(config.regularizer)
-
-
-def regularizer_options(regularizer_config):
-    """(apply kwargs, init kwargs, trainer kwargs) of a regularizer config; unknown options raise."""
-    options = {k: v for k, v in regularizer_config.items() if k != "name"}
-    return regularizers.split_hparams(regularizer_config.name, options)
+    regularizer(config)

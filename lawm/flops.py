@@ -29,8 +29,8 @@ import dataclasses
 import jax
 
 from lawm import config as config_lib
-from lawm import optim, regularizers
-from lawm.system import System
+from lawm import optim
+from lawm.systems.world_model import WorldModelSystem
 
 NEWTON_SCHULZ_STEPS = 5  # optax.contrib.muon's default, which lawm.optim uses
 
@@ -73,7 +73,7 @@ def newton_schulz_flops(shape, steps: int = NEWTON_SCHULZ_STEPS) -> float:
 
 def train_step_flops(model_config, batch: int, frames: int, *, use_muon: bool = True, executed=False):
     """FLOPs of one step on `batch` clips of `frames` frames (see the module doc for what is counted)."""
-    config = config_lib.with_checkpoint_sizes(model_config)
+    config = config_lib.resolve(model_config)
     enc, idm, wm = config.encoder, config.idm, config.world_model
     h, w = config_lib.image_hw(enc)
     N = (h // enc.patch_size) * (w // enc.patch_size)
@@ -93,8 +93,8 @@ def train_step_flops(model_config, batch: int, frames: int, *, use_muon: bool = 
 
     # IDM: B(T-1) sequences of a readout token + 2N state tokens ("tokens" pairing) or N tokens of 2E
     # features ("channels"), full attention. The embedding's multiply-adds are the same either way.
-    raw_dim = config.latent_dim * regularizers.get(config.regularizer.name).raw_dim_factor
-    state_tokens = N if idm.get("pairing", "tokens") == "channels" else 2 * N
+    raw_dim = config.latent_dim * config_lib.regularizer(config).fn.raw_dim_factor
+    state_tokens = N if idm.pairing == "channels" else 2 * N
     pairs, seq = batch * (T - 1), state_tokens + 1
     idm_embed = pairs * 2 * N * 2 * E * idm.width
     idm_rest = _blocks(pairs * seq, idm.width, idm.depth, idm.mlp_ratio, seq)
@@ -115,8 +115,9 @@ def train_step_flops(model_config, batch: int, frames: int, *, use_muon: bool = 
 
     optimizer = 0.0
     if use_muon:
-        shapes = jax.eval_shape(System(config).init, jax.random.key(0))
-        trainable = {k: shapes[k] for k in System.trainable}
+        system = WorldModelSystem(config)
+        shapes = jax.eval_shape(system.init, jax.random.key(0))
+        trainable = {k: shapes[k] for k in system.trainable}
         labels = optim.param_labels(trainable, use_muon=True)
         optimizer = sum(
             newton_schulz_flops(x.shape)

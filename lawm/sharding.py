@@ -79,6 +79,16 @@ def abstract_like(tree, shardings):
     return jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), tree, shardings)
 
 
+def state_shardings(abstract_state, mesh):
+    """A train state's shardings: FSDP for params and optimiser state; counters and the RNG replicated."""
+    return {
+        key: param_shardings(value, mesh)
+        if key in ("params", "opt_state")
+        else jax.tree.map(lambda _: replicated(mesh), value)
+        for key, value in abstract_state.items()
+    }
+
+
 def batch_sharding(mesh) -> NamedSharding:
     """Leading (batch) dim over data x fsdp; everything else replicated."""
     return NamedSharding(mesh, P(BATCH_AXES))

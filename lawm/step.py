@@ -1,7 +1,7 @@
 """The jitted train step and the state it runs on: what a run is built from, apart from any data.
 
-`build(config, mesh)` gives the system (`make_system`, chosen by `config.task`), its optimiser, the train
-state's constructor and shardings and the frozen params; `make_train_step` the pure step. The trainer
+`build(config, mesh)` gives the system (`lawm.systems.make`, chosen by `config.task`), its optimiser, the
+train state's constructor and shardings and the frozen params; `make_train_step` the pure step. The trainer
 (lawm.train) feeds it from the input pipeline; benchmarks/train_step.py feeds it in-memory batches. Nothing
 here imports TensorFlow, grain or clu.
 """
@@ -16,33 +16,13 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from lawm import config as config_lib
-from lawm import optim, regularizers, sharding
-from lawm.system import System
-
-TASKS = ("world_model", "decoder", "controller")
-
-
-def make_system(config):
-    """The system `config.task` names (default: the latent action world model)."""
-    task = config.get("task", "world_model")
-    if task == "world_model":
-        return System(config.model)
-    if task == "decoder":
-        from lawm.decoder import DecoderSystem
-
-        return DecoderSystem(config)
-    if task == "controller":
-        from lawm.controller import ControllerSystem
-
-        return ControllerSystem(config)
-    raise ValueError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
+from lawm import optim, regularizers, sharding, systems
 
 
 # ------------------------------------------------------------------------------------------------
 # The jitted step
 # ------------------------------------------------------------------------------------------------
-def make_train_step(system: System, optimizer, reset_every: int | None):
+def make_train_step(system: systems.System, optimizer, reset_every: int | None):
     """A pure `train_step(state, frozen, batch) -> (state, metrics)`; jit it with the state donated."""
 
     def train_step(state, frozen, batch):
@@ -102,7 +82,7 @@ def init_state(system, optimizer, rng, codebook_size: int | None = None):
 class Parts:
     """What a training run is built from (shared by the trainer, its tests and eval tools)."""
 
-    system: System  # or another system (see make_system)
+    system: systems.System
     optimizer: optax.GradientTransformation
     trainable: dict  # abstract trainable params
     make_state: Callable  # rng -> a fresh train state
@@ -118,17 +98,16 @@ def build(config, mesh, *, abstract_frozen: bool = False) -> Parts:
     `abstract_frozen`: the frozen params as sharded ShapeDtypeStructs, nothing allocated (for ahead-of-time
     compilation of a step that would not fit this machine).
     """
-    system = make_system(config)
+    system = systems.make(config)
     rng = jax.random.key(config.seed)
     abstract = jax.eval_shape(system.init, rng)
     trainable = {k: abstract[k] for k in system.trainable}
     optimizer = optim.make_optimizer(config.optim, trainable)
-    _, _, trainer_options = config_lib.regularizer_options(config.model.regularizer)
     codebook = trainable.get("regularizer", {}).get("codebook")
-    reset_every = trainer_options.get("reset_every") if codebook is not None else None
+    reset_every = getattr(system, "reset_every", None) if codebook is not None else None
     codebook_size = codebook.shape[0] if reset_every else None
     make_state = functools.partial(init_state, system, optimizer, codebook_size=codebook_size)
-    shardings = state_shardings(jax.eval_shape(make_state, rng), mesh)
+    shardings = sharding.state_shardings(jax.eval_shape(make_state, rng), mesh)
     if abstract_frozen:
         shapes = jax.eval_shape(system.frozen_params, rng)
         frozen = sharding.abstract_like(shapes, sharding.param_shardings(shapes, mesh))
@@ -136,15 +115,3 @@ def build(config, mesh, *, abstract_frozen: bool = False) -> Parts:
         frozen = system.frozen_params(rng, mesh)
     return Parts(system, optimizer, trainable, make_state, shardings, frozen, reset_every, rng)
 
-
-def state_shardings(abstract_state, mesh):
-    """FSDP for params and optimiser state; counters and the RNG replicated."""
-    shardings = {
-        k: sharding.param_shardings(v, mesh)
-        for k, v in abstract_state.items()
-        if k in ("params", "opt_state")
-    }
-    return {
-        k: shardings.get(k, jax.tree.map(lambda _: sharding.replicated(mesh), v))
-        for k, v in abstract_state.items()
-    }

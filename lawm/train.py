@@ -3,10 +3,9 @@
 One program for a laptop CPU and a TPU pod: the mesh, the batch and the model sizes are config. The loop
 never waits on the device except at log, checkpoint and evaluation boundaries.
 
-What it trains is a *system* (`make_system`, chosen by `config.task`): the latent action world model
-(lawm.system.System, the default), the frame-causal decoder (lawm.decoder.DecoderSystem) or a controller.
-A system holds pure functions of a params dict: `init`, `trainable` (the names of its trained parts),
-`frozen_params` (the parts it does not train: the encoder, a loaded world model), `loss_fn` and `evaluate`.
+What it trains is a *system* (lawm.systems, chosen by `config.task`): the latent action world model
+(the default), the frame-causal decoder or a controller. The system says which parts it trains, which
+batch entries its loss reads and which evaluator (lawm.evals) scores it on held-out clips.
 
 Train state (a dict, checkpointed whole): step, rng, params (the trainable parts), opt_state,
 first_nonfinite_step (-1 while all is well; set inside the step, which then skips the update) and, for
@@ -16,7 +15,6 @@ outside it: they are rebuilt from the config.
 
 from __future__ import annotations
 
-import json
 import signal
 import threading
 import time
@@ -25,23 +23,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from absl import logging
-from etils import epath
 from jax.experimental import multihost_utils
 
 from data_pipelines import pipeline, sources
 from lawm import checkpoint as checkpoint_lib
 from lawm import config as config_lib
-from lawm import hardware, optim, sharding
-from lawm.evals import runner
-from lawm.step import (  # noqa: F401  (the step lives in lawm.step, apart from the input pipeline)
-    TASKS,
-    Parts,
-    build,
-    init_state,
-    make_system,
-    make_train_step,
-    state_shardings,
-)
+from lawm import evals, hardware, optim, runs, sharding, systems
+from lawm.step import build, make_train_step
 
 
 class NonFiniteError(FloatingPointError):
@@ -64,7 +52,7 @@ def validate_config(config, num_devices: int) -> None:
 
 
 def _validate(config, num_devices: int) -> None:
-    make_system(config)  # validates the model (and task) config
+    systems.make(config)  # validates the model (and task) config
     optim.validate_optim_config(config.optim)
     if config.optim.total_steps != config.total_steps:
         raise ValueError(
@@ -79,7 +67,7 @@ def _validate(config, num_devices: int) -> None:
         )
     pipeline.per_process_batch(config.batch_size)
     sources.check_paths(config.data)
-    encoder = config_lib.with_checkpoint_sizes(config.model).encoder
+    encoder = config_lib.resolve(config.model).encoder
     frames = sources.num_frames(config.data)
     if encoder.causal != "per_frame" and frames % encoder.tubelet_size:
         raise ValueError(
@@ -141,15 +129,14 @@ def check_finite(state, last_checkpoint: int | None) -> None:
         raise NonFiniteError(f"loss or gradient became non-finite at step {bad}; stopping: {kept}")
 
 
-def to_device(batch, mesh):
-    """This process's share of the batch -> global arrays sharded over data x fsdp (model inputs only:
-    video, precomputed states, and the frame actions a controller learns from, as float32)."""
+def to_device(batch, mesh, keys):
+    """This process's share of the batch -> global arrays sharded over data x fsdp: only the entries the
+    system reads (`keys`: name -> host dtype, None to keep the data's)."""
     batch_sharding = sharding.batch_sharding(mesh)
-    dtypes = {"video": None, "states": None, "actions": np.float32}
     return {
-        k: jax.make_array_from_process_local_data(batch_sharding, np.asarray(v, dtypes[k]))
+        k: jax.make_array_from_process_local_data(batch_sharding, np.asarray(v, keys[k]))
         for k, v in batch.items()
-        if k in dtypes
+        if k in keys
     }
 
 
@@ -162,10 +149,11 @@ def train_and_evaluate(config, workdir, *, num_steps: int | None = None) -> dict
     `num_steps` caps the steps of this call (then it checkpoints and returns without the final
     evaluation), for job slots shorter than the run: the next call resumes where it stopped.
     """
+    workdir = runs.usable_workdir(workdir)
     validate_config(config, jax.device_count())
     preemption = _Preemption()  # from now on, SIGTERM means "checkpoint at the next step and exit 0"
     try:
-        return _train(config, epath.Path(workdir), num_steps, preemption)
+        return _train(config, workdir, num_steps, preemption)
     finally:
         preemption.restore()
 
@@ -176,7 +164,7 @@ def _train(config, workdir, num_steps, preemption) -> dict:
     mesh = sharding.make_mesh(config.mesh)
     writer = metric_writers.create_default_writer(workdir, just_logging=jax.process_index() > 0)
     if jax.process_index() == 0:
-        runner.write_config(workdir, config)  # evaluation rebuilds the run from it
+        runs.write_config(workdir, config)  # evaluation rebuilds the run from it
 
     # ---- Data --------------------------------------------------------------------------------
     train_source = sources.make_source(config.data, "train")
@@ -220,7 +208,7 @@ def _train(config, workdir, num_steps, preemption) -> dict:
     # ---- Compile once, ahead of the loop -------------------------------------------------------
     step_fn = jax.jit(make_train_step(system, parts.optimizer, parts.reset_every), donate_argnums=0)
     frozen = parts.frozen
-    batch = to_device(next(train_iter), mesh) if start_step < end_step else None
+    batch = to_device(next(train_iter), mesh, system.batch_keys) if start_step < end_step else None
     flops_per_device = None  # per step: the analytic model FLOPs (lawm.flops), else XLA's count
     if batch is not None:
         started = time.perf_counter()
@@ -242,7 +230,7 @@ def _train(config, workdir, num_steps, preemption) -> dict:
     try:
         for step in range(start_step, end_step):
             if batch is None:
-                batch = to_device(next(train_iter), mesh)
+                batch = to_device(next(train_iter), mesh, system.batch_keys)
             state, metrics = step_fn(state, frozen, batch)
             batch = None
             pending.append(metrics)
@@ -289,19 +277,21 @@ def _train(config, workdir, num_steps, preemption) -> dict:
     writer.write_scalars(final_step, {f"eval/{k}": v for k, v in results.items()})
     writer.flush()
     if jax.process_index() == 0:
-        path = runner.write_results(workdir, final_step, results, config, by_lawm_eval=False)
-        logging.info("Final evaluation (%s): %s", path, json.dumps(results))
+        path = runs.write_eval(workdir, final_step, results, config, by_lawm_eval=False)
+        logging.info("Final evaluation (%s): %s", path, runs.dumps(results))
     checkpointer.close()
     return {"eval": results, "history": history}
 
 
 def evaluate(system, frozen, state, eval_data, action_names=None) -> dict:
-    return system.evaluate({**frozen, **state["params"]}, eval_data, action_names=action_names)
+    """The system's evaluator (lawm.evals) on the held-out clips, with the current params."""
+    model = systems.Model(system, {**frozen, **state["params"]})
+    return evals.get(system.evaluator)(evals.Context(model=model, action_names=action_names), eval_data)
 
 
 def model_flops_per_device(config) -> float | None:
     """The latent action world model's analytic model FLOPs per step and device (None for other tasks)."""
-    if config.get("task", "world_model") != "world_model":
+    if systems.task_of(config) != "world_model":
         return None
     from lawm import flops
 

@@ -12,7 +12,7 @@ import pytest
 from lawm import config as config_lib
 from lawm import optim
 from lawm import train as train_lib
-from lawm.system import System
+from lawm.systems.world_model import WorldModelSystem as System
 
 # bfloat16 keeps 8 mantissa bits (relative step 2^-8 = 0.4 %); a few dozen roundings per token through
 # the tiny model's blocks land the loss within 1 % and the gradient direction within a cosine of 0.98.

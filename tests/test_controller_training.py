@@ -5,8 +5,8 @@ import ml_collections
 import numpy as np
 import pytest
 
-from lawm import optim, sharding, train
-from lawm.controller import ControllerSystem
+from lawm import optim, sharding, systems, train
+from lawm.systems.controller import ControllerSystem
 from tests.helpers import tiny_train_config
 
 
@@ -63,16 +63,15 @@ def test_controller_trains_on_a_frozen_world_model(world, tmp_path, kind):
     ):
         assert np.isfinite(results[f"controller/{key}"]), key
     # Only the controller trains: the world model's params are the run's, untouched.
-    system = train.make_system(config)
+    system = systems.make(config)
     assert system.trainable == ("controller",) and set(system.init(jax.random.key(0))) == {"controller"}
 
 
 def test_frozen_params_are_the_world_model_runs(world):
-    from lawm.evals import runner
 
     system = ControllerSystem(controller_config(*world))
     frozen = system.frozen_params(jax.random.key(123), sharding.make_mesh(dict(data=-1)))
-    loaded = runner.load_run(world[0]).params
+    loaded = systems.load(world[0]).params
     assert set(frozen) == {"encoder", "idm", "world_model", "regularizer"}
     jax.tree.map(
         np.testing.assert_array_equal, jax.device_get(frozen), jax.device_get({k: loaded[k] for k in frozen})
@@ -144,7 +143,7 @@ def test_duplicated_frames_give_one_state_per_frame(world):
 def test_to_device_carries_actions_as_float32():
     mesh = sharding.make_mesh(dict(data=-1))
     batch = {"video": np.zeros((8, 2, 4, 4, 3), np.uint8), "actions": np.ones((8, 1, 3)), "meta": "dropped"}
-    out = train.to_device(batch, mesh)
+    out = train.to_device(batch, mesh, ControllerSystem.batch_keys)
     assert set(out) == {"video", "actions"}
     assert out["actions"].dtype == np.float32 and out["video"].dtype == np.uint8
 

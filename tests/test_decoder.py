@@ -12,14 +12,14 @@ import optax
 import pytest
 from flax import nnx
 
-import lawm.evals
+import lawm.models
 from data_pipelines import sources
-from lawm import train
-from lawm.decoder import DecoderSystem
-from lawm.evals import pixels
+from lawm import evals, systems, train
+from lawm.models import decoder as pixels
 from lawm.models.decoder import FrameDecoder, pixels_0_255, to_uint8
 from lawm.models.encoder import normalize_video
-from lawm.system import System
+from lawm.systems.decoder import DecoderSystem
+from lawm.systems.world_model import WorldModelSystem as System
 from tests.helpers import max_abs_diff, randomize_module, tiny_train_config
 
 GRID = (2, 3)  # a non-square token grid
@@ -166,11 +166,11 @@ def test_train_and_evaluate_writes_a_checkpoint_and_decoder_metrics(tmp_path):
 
 def test_lpips_is_added_with_its_weight_on_frames_in_minus_one_one(monkeypatch):
     """A stand-in LPIPS module (mean |x - y| times a loaded scale) checks the plumbing, not the network."""
-    fake = types.ModuleType("lawm.evals.lpips")
+    fake = types.ModuleType("lawm.models.lpips")
     fake.load = lambda path: {"scale": np.float32(2.0 if path == "weights.npz" else np.nan)}
     fake.distance = lambda params, x, y: params["scale"] * jnp.abs(x - y).mean(axis=(1, 2, 3))
-    monkeypatch.setitem(sys.modules, "lawm.evals.lpips", fake)
-    monkeypatch.setattr(lawm.evals, "lpips", fake, raising=False)
+    monkeypatch.setitem(sys.modules, "lawm.models.lpips", fake)
+    monkeypatch.setattr(lawm.models, "lpips", fake, raising=False)
 
     config = decoder_config(lpips_weights="weights.npz", lpips_weight=0.5)
     system = DecoderSystem(config)
@@ -183,7 +183,7 @@ def test_lpips_is_added_with_its_weight_on_frames_in_minus_one_one(monkeypatch):
     metrics = aux["metrics"]
     np.testing.assert_allclose(float(metrics["lpips"]), expected, rtol=1e-5)
     np.testing.assert_allclose(float(loss), float(metrics["l1"]) + 0.5 * expected, rtol=1e-5)
-    results = system.evaluate(params, [{"video": video}])
+    results = evals.get("decoder")(evals.Context(systems.Model(system, params)), [{"video": video}])
     assert set(results) == {"decoder/l1", "decoder/psnr", "decoder/lpips"}
     assert 0 < results["decoder/lpips"] <= 2.0 * 2
 

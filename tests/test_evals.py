@@ -6,7 +6,7 @@ import numpy as np
 
 from lawm import config as config_lib
 from lawm.evals import latent_actions
-from lawm.system import System
+from lawm.systems.world_model import WorldModelSystem as System
 
 
 def test_probe_recovers_a_linear_action_and_not_noise():

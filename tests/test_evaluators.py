@@ -8,9 +8,9 @@ import ml_collections
 import numpy as np
 import pytest
 
-from lawm import evals, train
+from lawm import evals, runs, systems, train
 from lawm.evals import capacity, common, latent_stats, probes, runner, scene_cut, transfer
-from lawm.system import System
+from lawm.systems.world_model import WorldModelSystem as System
 from tests import helpers
 
 K = 2  # frames per state (tubelet)
@@ -147,19 +147,19 @@ def test_eval_follows_a_run_until_its_final_checkpoint(tmp_path):
     results = outcome["results"]
     assert 6 in results  # written after the follower started, and the last one
     assert set(results) <= {3, 6}
-    record = runner.read_config(tmp_path)  # the trainer recorded its config for evaluation
+    record = runs.read_config(tmp_path)  # the trainer recorded its config for evaluation
     assert record.model.latent_dim == config.model.latent_dim
     merged = __import__("json").loads((tmp_path / "eval" / "6.json").read_text())
-    assert merged[runner.MARK] and "scene_cut/ratio" in merged and "capacity/rollout" in merged
+    assert merged[runs.LAWM_EVAL_MARK] and "scene_cut/ratio" in merged and "capacity/rollout" in merged
     # The trainer's own final evaluation is kept alongside and agrees on the shared metric.
     np.testing.assert_allclose(merged["own_over_shuffled"], final["eval"]["own_over_shuffled"], rtol=1e-5)
-    assert runner.already_evaluated(tmp_path, 6)
+    assert runs.already_evaluated(tmp_path, 6)
 
 
 def test_a_run_restores_from_its_workdir_alone(tmp_path):
     config = helpers.tiny_train_config(total_steps=3)
     train.train_and_evaluate(config, tmp_path)
-    model = runner.load_run(tmp_path)
+    model = systems.load(tmp_path)
     assert isinstance(model.system, System)
     assert set(model.params) == {"encoder", "idm", "world_model", "regularizer"}
     video = clips(num=2, frames=4, size=32)[0]["video"]

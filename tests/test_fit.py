@@ -13,7 +13,8 @@ import numpy as np
 import optax
 
 from lawm import config as config_lib
-from lawm.system import TRAINABLE, System
+from lawm.systems.world_model import TRAINABLE
+from lawm.systems.world_model import WorldModelSystem as System
 
 CLIPS, TRANSITIONS, SIZE, PATCH = 8, 3, 32, 8
 

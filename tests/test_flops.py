@@ -12,7 +12,7 @@ import pytest
 
 from lawm import config as config_lib
 from lawm import flops, hardware, optim, step
-from lawm.system import System
+from lawm.systems.world_model import WorldModelSystem as System
 
 BATCH, FRAMES = 8, 8
 

@@ -12,7 +12,7 @@ import torch
 from safetensors.numpy import save_file
 from torch import nn
 
-from lawm.evals import lpips
+from lawm.models import lpips
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CHANNELS = (64, 192, 384, 256, 256)

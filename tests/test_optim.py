@@ -7,7 +7,8 @@ import pytest
 
 from lawm import config as config_lib
 from lawm import optim
-from lawm.system import TRAINABLE, System
+from lawm.systems.world_model import TRAINABLE
+from lawm.systems.world_model import WorldModelSystem as System
 from tests.helpers import max_abs_diff
 
 LR_MUON, LR_ADAMW, WD = 0.02, 1e-3, 0.04

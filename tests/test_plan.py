@@ -12,8 +12,9 @@ from PIL import Image
 
 from experiments import plan
 from experiments.configs import plan as plan_configs
-from lawm import planning_protocols, train
-from lawm.controller import ControllerSystem
+from lawm import systems, train
+from lawm.planning import protocols as planning_protocols
+from lawm.systems.controller import ControllerSystem
 from tests.helpers import tiny_train_config
 from tests.test_controller_training import controller_config
 
@@ -115,7 +116,7 @@ def test_straight_line_integrates_to_a_line():
 def test_droid_protocol_on_action_records(controller_run, tmp_path):
     """The droid path (eval records, Δxyz), on the synthetic controller with records of its action size."""
     from data_pipelines import records, video
-    from lawm.evals import common, runner
+    from lawm.evals import common
 
     rng = np.random.default_rng(0)
     clips = [
@@ -130,7 +131,7 @@ def test_droid_protocol_on_action_records(controller_run, tmp_path):
         for i in range(3)
     ]
     records.write_shard(tmp_path / "eval-00000.array_record", clips)
-    model = runner.load_run(controller_run)
+    model = systems.load(controller_run)
     system = copy.copy(model.system)  # the same networks, reading records
     system.config = ml_collections.ConfigDict(system.config.to_dict())
     system.config.data = ml_collections.ConfigDict(

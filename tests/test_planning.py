@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from data_pipelines.sources import synthetic as S
-from lawm import planning
-from lawm.evals.planning_metrics import final_position_error
-from lawm.planning import CemConfig, cem
+from lawm.planning import cem as planning
+from lawm.planning.cem import CemConfig, cem
+from lawm.planning.metrics import final_position_error
 
 
 def quadratic(actions_NHA, target_HA):

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from lawm.evals.planning_metrics import ate, delta_xyz, final_position_error, rpe
+from lawm.planning.metrics import ate, delta_xyz, final_position_error, rpe
 
 # Positions of a 4-step path: the prediction drifts off the diagonal and comes back.
 PRED = np.array([[0.0, 0.0], [1.0, 0.0], [2.0, 1.0], [3.0, 3.0]])

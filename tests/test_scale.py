@@ -14,6 +14,7 @@ import pytest
 
 from lawm import checkpoint as checkpoint_lib
 from lawm import distributed, sharding, train
+from lawm import step as step_lib
 from tests.helpers import tiny_train_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -71,7 +72,7 @@ def test_two_processes_train_like_one_process_on_as_many_devices(tmp_path):
 
     # The checkpoint the two processes wrote together restores in this single process (8 devices).
     config = tiny_train_config()
-    parts = train.build(config, sharding.make_mesh(dict(data=-1)))
+    parts = step_lib.build(config, sharding.make_mesh(dict(data=-1)))
     abstract = sharding.abstract_like(jax.eval_shape(parts.make_state, parts.rng), parts.shardings)
     step, state = checkpoint_lib.Checkpointer(tmp_path / "two" / "checkpoints").restore_latest(abstract)
     _, reference_state = checkpoint_lib.Checkpointer(tmp_path / "one" / "checkpoints").restore_latest(

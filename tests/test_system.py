@@ -13,7 +13,8 @@ from transformers import VJEPA2Config, VJEPA2Model
 
 from lawm import config as config_lib
 from lawm import regularizers
-from lawm.system import TRAINABLE, System
+from lawm.systems.world_model import TRAINABLE
+from lawm.systems.world_model import WorldModelSystem as System
 from tests.helpers import max_abs_diff, perturb
 
 
@@ -150,7 +151,7 @@ def test_bad_config_fails_before_any_compute_with_one_line(field, value, message
 
 def test_library_imports_without_tensorflow():
     code = (
-        "import sys, lawm, lawm.system, lawm.config, data_pipelines; "
+        "import sys, lawm, lawm.systems, lawm.systems.world_model, lawm.config, lawm.runs, data_pipelines; "
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'torch')); "
         "assert not bad, bad"
     )

@@ -13,6 +13,7 @@ import pytest
 from data_pipelines import sources
 from lawm import checkpoint as checkpoint_lib
 from lawm import sharding, train
+from lawm import step as step_lib
 from tests.helpers import tiny_train_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -21,10 +22,10 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def one_step(config, mesh_config, devices):
     """Loss and updated params after one real train step on the given mesh."""
     mesh = sharding.make_mesh(mesh_config, devices)
-    parts = train.build(config, mesh)
+    parts = step_lib.build(config, mesh)
     state = jax.jit(parts.make_state, out_shardings=parts.shardings)(parts.rng)
-    step = jax.jit(train.make_train_step(parts.system, parts.optimizer, None), donate_argnums=0)
-    new_state, metrics = step(state, parts.frozen, train.to_device(first_batch(config), mesh))
+    step = jax.jit(step_lib.make_train_step(parts.system, parts.optimizer, None), donate_argnums=0)
+    new_state, metrics = step(state, parts.frozen, train.to_device(first_batch(config), mesh, parts.system.batch_keys))
     return float(metrics["loss"]), jax.device_get(new_state["params"]), new_state
 
 
@@ -69,7 +70,7 @@ def test_checkpoint_restores_onto_another_mesh(tmp_path):
     checkpointer.wait()
 
     other = sharding.make_mesh(dict(data=2, tensor=4))
-    target = sharding.abstract_like(state, train.state_shardings(state, other))
+    target = sharding.abstract_like(state, sharding.state_shardings(state, other))
     restored = checkpointer.restore(1, target)
     jax.tree.map(np.testing.assert_array_equal, jax.device_get(restored["params"]), params)
     kernel = restored["params"]["world_model"]["blocks"][0]["mlp"]["fc1"]["kernel"]
@@ -177,11 +178,11 @@ def test_bad_config_fails_before_compiling_with_one_line(tmp_path, field, value,
 def test_train_step_reseeds_dead_codes_every_reset_every_steps():
     config = tiny_train_config(regularizer="discrete")
     config.model.regularizer = dict(name="discrete", codebook_size=64, reset_every=2)
-    parts = train.build(config, sharding.make_mesh(dict(data=1), jax.devices()[:1]))
+    parts = step_lib.build(config, sharding.make_mesh(dict(data=1), jax.devices()[:1]))
     assert parts.reset_every == 2
     state, frozen = jax.jit(parts.make_state)(parts.rng), parts.frozen
     batch = first_batch(config)  # 8 clips x 1 transition
-    step = jax.jit(train.make_train_step(parts.system, parts.optimizer, reset_every=2))
+    step = jax.jit(step_lib.make_train_step(parts.system, parts.optimizer, reset_every=2))
     state, metrics = step(state, frozen, batch)
     assert float(metrics["latent/codes_reset"]) == 0 and int(state["code_counts"].sum()) == 8
     before = np.asarray(state["params"]["regularizer"]["codebook"])

@@ -15,7 +15,7 @@ from transformers import VJEPA2Config, VJEPA2Model
 
 from lawm import train, weights
 from lawm.models.encoder import VideoEncoder
-from lawm.system import System
+from lawm.systems.world_model import WorldModelSystem as System
 from tests.helpers import tiny_train_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -20,13 +20,7 @@ from typing import Any
 import jax.numpy as jnp
 import numpy as np
 
-
-@dataclasses.dataclass
-class Model:
-    """A system (lawm.system.System or lawm.decoder.DecoderSystem) with its params (frozen parts included)."""
-
-    system: Any
-    params: dict
+from lawm.systems.base import Model
 
 
 @dataclasses.dataclass
@@ -34,7 +28,7 @@ class Context:
     model: Model  # the latent action world model under evaluation
     reference: Model | None = None  # a deterministic world model trained with the same recipe
     decoder: Model | None = None  # a frame-causal decoder of this model's states (pictures, PSNR, LPIPS)
-    lpips: dict | None = None  # LPIPS params (lawm.evals.lpips.load), for perceptual pixel metrics
+    lpips: dict | None = None  # LPIPS params (lawm.models.lpips.load), for perceptual pixel metrics
     action_names: list[str] | None = None
     picture_dir: Any = None  # epath.Path or None
 

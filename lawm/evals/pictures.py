@@ -13,20 +13,21 @@ import jax.numpy as jnp
 import numpy as np
 
 from lawm import config as config_lib
+from lawm import files
 from lawm.evals import common
 
 GAP = 4  # pixels between panels
 GAP_VALUE = 255
 
 
-def frames_per_step(system) -> int:
+def frames_per_state(system) -> int:
     encoder = system.config.model.encoder if hasattr(system.config, "model") else system.config.encoder
     return config_lib.frames_per_state(encoder)
 
 
 def frames_of_steps(video_BFHWC, steps: int, decoder: common.Model):
     """The frame each state step is scored on: (B, steps, H, W, 3) uint8."""
-    k = frames_per_step(decoder.system)
+    k = frames_per_state(decoder.system)
     return np.asarray(video_BFHWC)[:, k - 1 : k * steps : k]
 
 
@@ -41,7 +42,7 @@ def decode_rollouts(decoder: common.Model, context_BCNE, rollouts: dict) -> dict
     """{name: predicted states (B, H, N, E) or None} -> {name: decoded frames (B, H, h, w, 3) uint8}.
 
     The decoder sees the true context first, as it is frame-causal and was trained on whole clips."""
-    k = frames_per_step(decoder.system)
+    k = frames_per_state(decoder.system)
     out = {}
     for name, rolled in rollouts.items():
         if rolled is None:
@@ -54,14 +55,14 @@ def decode_rollouts(decoder: common.Model, context_BCNE, rollouts: dict) -> dict
 
 def psnr(frames, truth):
     """Per-clip PSNR (B,) over all frames of the clip, on 0..255 pixels."""
-    from lawm.evals import pixels
+    from lawm.models import decoder as pixels
 
     return np.asarray(pixels.psnr(jnp.asarray(frames, jnp.float32), jnp.asarray(truth, jnp.float32)))
 
 
 def lpips(params, frames, truth):
     """Per-clip mean LPIPS (B,) over the clip's frames."""
-    from lawm.evals import lpips as lpips_lib
+    from lawm.models import lpips as lpips_lib
 
     b, h = frames.shape[:2]
     as_signed = lambda x: jnp.asarray(x, jnp.float32).reshape(b * h, *x.shape[2:]) / 127.5 - 1.0  # noqa: E731
@@ -79,14 +80,16 @@ def clip_rows(truth, rollouts: dict, limit: int) -> list[np.ndarray]:
 
 def save_grid(path, rows: list[np.ndarray]) -> None:
     """Stacks rows (padding narrower ones) with a gap between them and writes a PNG."""
+    import io
+
     from PIL import Image
 
     width = max(r.shape[1] for r in rows)
     padded = [np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0)), constant_values=GAP_VALUE) for r in rows]
     grid = _vstack(padded, gap=GAP)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("wb") as f:
-        Image.fromarray(grid).save(f, format="PNG")
+    png = io.BytesIO()
+    Image.fromarray(grid).save(png, format="PNG")
+    files.write_atomic(path, png.getvalue())
 
 
 def _hstack(images, gap):

@@ -35,7 +35,7 @@ def _prediction_fn(system, cut_step: int):
 
 def evaluate(context: common.Context, batches, *, cut_step: int | None = None) -> dict:
     system, params = context.model.system, context.model.params
-    k = pictures.frames_per_step(system)
+    k = pictures.frames_per_state(system)
     sums: dict[str, list] = {}
     for batch in common.usable(batches):
         video = batch["video"]

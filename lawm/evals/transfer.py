@@ -60,7 +60,7 @@ def evaluate(
     max_pictures: int = 4,
 ) -> dict:
     system, params = context.model.system, context.model.params
-    k = pictures.frames_per_step(system)
+    k = pictures.frames_per_state(system)
     sums: dict[str, list] = {}
     rows = []
     for batch in common.usable(batches):

@@ -1,10 +1,10 @@
 """Planning protocols for a trained controller (PAPER.md §8.6-8.7, and the synthetic world): the engine of
-`lawm-plan` (experiments/plan.py).
+`lawm-plan` (experiments/plan.py), which checks a plan config against the run with `validate` first.
 
 Every protocol plans with the world model and the controller only: CEM (lawm.planning) samples real-action
 sequences, the controller maps them to latents, the world model rolls out from the start state, and the
-cost is the distance of the last predicted state to the goal state (lawm.controller.plan_cost, Eq. 1-2).
-Start and goal states are encoded like the controller's training clips (lawm.controller: frame duplication
+cost is the distance of the last predicted state to the goal state (`plan_cost`, Eq. 1-2). Start and goal
+states are encoded like the controller's training clips (lawm.systems.controller: frame duplication
 or native tubelets), so one planned step is one latent step of k = `system.frames_per_step` frames, and
 the true action of a step is the sum of its k frame actions (`ControllerSystem.step_actions`).
 
@@ -42,9 +42,8 @@ import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
-from lawm import planning
-from lawm.controller import plan_cost
-from lawm.evals import planning_metrics
+from lawm.planning import cem as cem_lib
+from lawm.planning import metrics as planning_metrics
 
 PROTOCOLS = ("synthetic", "droid", "recon")
 # Metrics reported also as ratios to each baseline (`<metric>_over_zero`, `<metric>_over_random`).
@@ -67,6 +66,28 @@ class Episode:
 
 
 # -- the planner ------------------------------------------------------------------------------------------
+
+def plan_cost(system, kind: str = "l2", expand=None):
+    """A `cem` cost_fn: cost_fn(samples_SHA, params, start_1NE, goal_NE, *expand_args) -> (S,).
+
+    Each sample's actions (through `expand(samples_SHA, *expand_args) -> actions_SHA`, e.g. a mask or a
+    straight line, when given) drive the controller system's `controlled_rollout` from the start state; the
+    last predicted state is scored against the goal by `goal_cost` (Eq. 1). Cached per (system, kind,
+    expand), so `cem` compiles once per protocol.
+    """
+    return _plan_cost(system, kind, expand)
+
+
+@functools.lru_cache(maxsize=32)
+def _plan_cost(system, kind, expand):
+    def cost_fn(samples_SHA, params, start_1NE, goal_NE, *expand_args):
+        actions = samples_SHA if expand is None else expand(samples_SHA, *expand_args)
+        start = jnp.broadcast_to(start_1NE[None], (actions.shape[0], *start_1NE.shape))
+        final = system.controlled_rollout(params, start, actions)[:, -1]
+        return cem_lib.goal_cost(final, goal_NE, kind)
+
+    return cost_fn
+
 
 
 def masked(samples_SHA, mask_A):
@@ -95,12 +116,12 @@ def _encode_fn(system):
     return jax.jit(lambda params, frames: system.encode_frames(params, frames[None])[0, -1])
 
 
-def cem_config(config, num_dims: int, bounds) -> planning.CemConfig:
+def cem_config(config, num_dims: int, bounds) -> cem_lib.CemConfig:
     """The plan config's `cem` fields with per-dimension bounds (recon: a horizon of one line action)."""
     low, high = bounds
     if len(low) != num_dims or len(high) != num_dims:
         raise ValueError(f"action bounds need {num_dims} values each, got {len(low)} and {len(high)}")
-    return planning.CemConfig(
+    return cem_lib.CemConfig(
         horizon=1 if config.protocol == "recon" else config.horizon,
         action_low=tuple(float(v) for v in low),
         action_high=tuple(float(v) for v in high),
@@ -108,7 +129,7 @@ def cem_config(config, num_dims: int, bounds) -> planning.CemConfig:
     )
 
 
-def plan_episode(model, episode: Episode, cem: planning.CemConfig, protocol: str, rng):
+def plan_episode(model, episode: Episode, cem: cem_lib.CemConfig, protocol: str, rng):
     """(planned step actions (H, A), the planner's best cost) of one episode."""
     system, params = model.system, model.params
     encode = _encode_fn(system)
@@ -117,14 +138,14 @@ def plan_episode(model, episode: Episode, cem: planning.CemConfig, protocol: str
     if protocol == "recon":
         horizon = jnp.zeros(len(episode.true_actions))
         cost_args = (params, start, goal, horizon)
-        best, info = planning.cem(
+        best, info = cem_lib.cem(
             plan_cost(system, cem.cost, straight_line), 3, cem, rng, cost_args=cost_args
         )
         actions = straight_line(best[None], horizon)[0]
     else:
         mask = jnp.asarray(episode.mask, jnp.float32)
         cost_fn = plan_cost(system, cem.cost, masked)
-        best, info = planning.cem(cost_fn, len(episode.mask), cem, rng, cost_args=(params, start, goal, mask))
+        best, info = cem_lib.cem(cost_fn, len(episode.mask), cem, rng, cost_args=(params, start, goal, mask))
         actions = best * mask
     return np.asarray(actions, np.float64), float(info["best_cost"])
 
@@ -311,7 +332,45 @@ def run(model, config, picture_path=None) -> dict:
             results[f"{metric}_over_{baseline}"] = results[f"planned/{metric}"] / reference
     results.update(episodes=len(episodes), seconds=time.perf_counter() - started)
     if picture_path is not None and config.num_pictures > 0:
-        from lawm import planning_pictures
+        from lawm.planning import pictures
 
-        planning_pictures.save(protocol, outcomes[: config.num_pictures], picture_path)
+        pictures.save(protocol, outcomes[: config.num_pictures], picture_path)
     return results
+
+
+# -- the plan config --------------------------------------------------------------------------------------
+
+# The data source a protocol's controller must have been trained on.
+SOURCES = {"synthetic": "synthetic", "droid": "records", "recon": "records"}
+
+
+def validate(config, run_config) -> None:
+    """Fails before any compute, naming the field, on a plan config that cannot run on this run."""
+    if config.protocol not in PROTOCOLS:
+        raise ValueError(f"protocol must be one of {PROTOCOLS}, got {config.protocol!r}")
+    if run_config.get("task") != "controller":
+        raise ValueError(
+            f"the workdir holds a {run_config.get('task', 'world_model')!r} run, not a controller"
+        )
+    if run_config.data.source != SOURCES[config.protocol]:
+        raise ValueError(
+            f"protocol {config.protocol!r} needs a controller trained on {SOURCES[config.protocol]!r}"
+        )
+    for field in ("num_episodes", "horizon"):
+        if not isinstance(config[field], int) or config[field] < 1:
+            raise ValueError(f"{field} must be a positive integer, got {config[field]!r}")
+    cem_lib.CemConfig(horizon=config.horizon, **dict(config.cem))  # checks the cem fields
+    if config.protocol == "synthetic" and config.get("world"):
+        from data_pipelines.sources import synthetic
+
+        fields = {**run_config.data.world.to_dict(), **dict(config.world)}
+        dim = synthetic.action_dim(synthetic.WorldConfig(**fields))
+        if dim != run_config.controller.action_dim:
+            raise ValueError(
+                f"world: action dim {dim} != the controller's {run_config.controller.action_dim}"
+            )
+    if config.protocol != "synthetic":
+        dim = run_config.controller.action_dim if config.protocol == "droid" else 3
+        for field in ("action_low", "action_high"):
+            if len(config[field]) != dim:
+                raise ValueError(f"{field} needs {dim} values, got {len(config[field])}")

@@ -6,8 +6,8 @@
 
 The decoder reads exactly the states the world model is trained on (same encoder weights for the same
 seed, normalised as `System.encode` normalises them), so it can show a world model's predicted states as
-pixels and score them with LPIPS. It mirrors lawm.system.System's interface (`init`, `trainable`,
-`frozen_params`, `loss_fn`, `evaluate`), which is all the trainer needs: `config.task = "decoder"`.
+pixels and score them with LPIPS. A system (lawm.systems) for `config.task = "decoder"`; its held-out
+evaluation is lawm.evals.decoder.
 
 Params: {"encoder", "decoder"} (+ "lpips" from `frozen_params` when LPIPS is used); only "decoder" trains.
 
@@ -22,14 +22,13 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from flax import nnx
 
 from lawm import config as config_lib
-from lawm.evals import pixels
-from lawm.models.decoder import FrameDecoder, pixels_0_255, to_uint8
+from lawm import sharding
+from lawm.models.decoder import FrameDecoder, pixels_0_255, psnr, to_uint8
 from lawm.models.encoder import normalize_video
-from lawm.system import System
+from lawm.systems.world_model import WorldModelSystem
 
 Params = dict[str, Any]
 DECODER_FIELDS = ("width", "depth", "num_heads", "mlp_ratio", "lpips_weights", "lpips_weight")
@@ -75,10 +74,13 @@ def validate_decoder_config(decoder) -> dict:
 class DecoderSystem:
     """Frozen encoder + frame-causal decoder, from a trainer config with `model` and `decoder` fields."""
 
+    task = "decoder"
     trainable = ("decoder",)
+    batch_keys = {"video": None}
+    evaluator = "decoder"
 
     def __init__(self, config):
-        self.world = System(config.model)  # validates the model config; owns the frozen encoder
+        self.world = WorldModelSystem(config.model)  # validates the model config; owns the frozen encoder
         options = validate_decoder_config(config.get("decoder"))
         self.config = config
         self.grid_hw = self.world.grid_hw
@@ -114,8 +116,6 @@ class DecoderSystem:
             if mesh is None:
                 frozen["lpips"] = jax.device_put(weights)
             else:
-                from lawm import sharding
-
                 frozen["lpips"] = jax.device_put(
                     weights, jax.tree.map(lambda _: sharding.replicated(mesh), weights)
                 )
@@ -124,7 +124,7 @@ class DecoderSystem:
     def _lpips_host(self):
         """The LPIPS network's weights, loaded once per system."""
         if self._lpips_weights_cache is None:
-            from lawm.evals import lpips
+            from lawm.models import lpips
 
             self._lpips_weights_cache = lpips.load(self.lpips_weights)
         return self._lpips_weights_cache
@@ -144,7 +144,7 @@ class DecoderSystem:
 
     def lpips(self, params: Params, frames_BFHWC, targets_BFHWC, clip: bool = True):
         """Per-clip mean LPIPS between two normalised videos: (B,). Needs decoder.lpips_weights."""
-        from lawm.evals import lpips
+        from lawm.models import lpips
 
         weights = params["lpips"] if "lpips" in params else self._lpips_host()
         B, F = frames_BFHWC.shape[:2]
@@ -161,7 +161,7 @@ class DecoderSystem:
         l1 = jnp.abs(frames - targets).mean()
         metrics = {
             "l1": l1,
-            "psnr": pixels.psnr(pixels_0_255(frames), jnp.asarray(video, jnp.float32)).mean(),
+            "psnr": psnr(pixels_0_255(frames), jnp.asarray(video, jnp.float32)).mean(),
         }
         loss = l1
         if self.lpips_weights:
@@ -170,32 +170,3 @@ class DecoderSystem:
             loss = loss + self.lpips_weight * metrics["lpips"]
         metrics["loss"] = loss
         return loss, {"metrics": metrics}
-
-    def evaluate(self, params: Params, batches, *, action_names=None) -> dict:
-        """Mean over held-out clips of decoder/l1, decoder/psnr (of the uint8 frames), decoder/lpips."""
-        del action_names
-        per_batch = _eval_fn(self)
-        values = {}
-        for batch in batches:
-            for key, value in jax.device_get(per_batch(params, batch["video"])).items():
-                values.setdefault(key, []).append(value)
-        return {f"decoder/{k}": float(np.concatenate(v).mean()) for k, v in values.items()}
-
-
-@functools.lru_cache(maxsize=8)
-def _eval_fn(system: DecoderSystem):
-    """Per-clip metrics of one batch, jitted once per system."""
-
-    @jax.jit
-    def metrics(params, video):
-        frames = system.decode(params, system.encode(params, video))
-        targets = normalize_video(video)
-        out = {
-            "l1": jnp.abs(frames - targets).mean(axis=(1, 2, 3, 4)),
-            "psnr": pixels.psnr(to_uint8(frames), jnp.asarray(video, jnp.float32)),
-        }
-        if system.lpips_weights:
-            out["lpips"] = system.lpips(params, frames, targets)
-        return out
-
-    return metrics

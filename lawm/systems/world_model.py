@@ -1,4 +1,4 @@
-"""The latent action world model as pure functions of a params dict.
+"""The latent action world model as a system (task "world_model"): pure functions of a params dict.
 
     video -> frozen encoder -> states s_0..s_{T-1}
     (s_t, s_{t+1}) -> inverse dynamics -> raw latent -> regularizer -> z_t
@@ -9,7 +9,8 @@ Params are a plain nested dict {"encoder", "idm", "world_model", "regularizer"} 
 the evaluators and the planner jit, shard, checkpoint and optimise them like any pytree. The encoder's
 entry is frozen: its output goes through stop_gradient and the trainer gives it no optimiser state.
 
-Dimension keys: B batch, F frames, T state steps, N tokens per step, E state dim, L latent dim.
+Dimension keys (lawm's table): B batch, F frames, T state steps, C context steps, K latent steps,
+N tokens per step, E state dim, L latent dim.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from absl import logging
 from flax import nnx
 
 from lawm import config as config_lib
-from lawm import regularizers
+from lawm import sharding
 from lawm.models import layers
 from lawm.models.encoder import VideoEncoder, normalize_video
 from lawm.models.idm import InverseDynamics
@@ -50,24 +51,27 @@ def _abstract(module_class, **kwargs):
     return graphdef, sum(x.size for x in jax.tree.leaves(state))
 
 
-class System:
+class WorldModelSystem:
     """Frozen encoder + IDM + regularizer + world model, built from a model config (lawm.config)."""
 
+    task = "world_model"
     trainable = TRAINABLE
+    # A batch carries uint8 `video` or precomputed `states` (already normalised).
+    batch_keys = {"video": None, "states": None}
+    evaluator = "latent_actions"  # the trainer's periodic evaluation: do latents carry each clip's motion?
 
     def __init__(self, model_config):
-        config_lib.validate_model_config(model_config)
-        model_config = config_lib.with_checkpoint_sizes(model_config)
+        model_config = config_lib.resolve(model_config)
         self.config = model_config
-        self.regularizer = regularizers.get(model_config.regularizer.name)
-        self.regularizer_kwargs, self.regularizer_init_kwargs, _ = config_lib.regularizer_options(
-            model_config.regularizer
-        )
+        options = config_lib.regularizer(model_config)
+        self.regularizer = options.fn
+        self.regularizer_kwargs, self.regularizer_init_kwargs = options.apply, options.init
+        self.reset_every = options.trainer.get("reset_every")  # VQ dead-code reset period (steps)
         enc, idm, wm = model_config.encoder, model_config.idm, model_config.world_model
         h, w = config_lib.image_hw(enc)
         self.grid_hw = (h // enc.patch_size, w // enc.patch_size)
 
-        compute = config_lib.compute_options(model_config)
+        compute = model_config.compute
         speed = dict(attention=compute["attention"], remat=compute["remat"], scan=compute["scan"])
 
         def pick(part, *extra, dtype=compute["dtype"]):  # constructor arguments: the part's sizes + compute
@@ -84,14 +88,14 @@ class System:
                 InverseDynamics,
                 state_dim=enc.width,
                 out_dim=latent_dim * self.regularizer.raw_dim_factor,
-                pairing=idm.get("pairing", "tokens"),
+                pairing=idm.pairing,
                 **pick(idm),
             ),
             "world_model": functools.partial(
                 WorldModel,
                 state_dim=enc.width,
                 latent_dim=latent_dim,
-                residual=wm.get("residual", False),
+                residual=wm.residual,
                 **pick(wm, "cond_dim"),
             ),
         }
@@ -138,16 +142,8 @@ class System:
         """The parts the trainer does not train ({"encoder": ...}), placed on `mesh` (FSDP) if given."""
         shardings = None
         if mesh is not None:
-            from lawm import sharding
-
             shardings = sharding.param_shardings(jax.eval_shape(self.init, rng)["encoder"], mesh)
         return {"encoder": self.frozen_encoder(rng, shardings)}
-
-    def evaluate(self, params: Params, batches, *, action_names=None) -> dict:
-        """The trainer's periodic evaluation: do the latents carry each clip's own motion?"""
-        from lawm.evals import latent_actions
-
-        return latent_actions.evaluate(self, params, batches, action_names=action_names)
 
     def _module(self, name: str, params: Params):
         return nnx.merge(self._abstract[name][0], params[name])

@@ -10,9 +10,12 @@ Zero- and random-action baselines are not drawn (their scores are in the JSON).
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
-from etils import epath
 from PIL import Image, ImageDraw
+
+from lawm import files
 
 SCALE = 4  # synthetic frames are 64 px
 PANEL = 256  # side of a plotted panel, px
@@ -80,5 +83,6 @@ def save(protocol: str, outcomes, path) -> None:
             canvas.paste(panel, (x, y))
             x += panel.width + GAP
         y += max(p.height for p in row) + GAP
-    with epath.Path(path).open("wb") as file:
-        canvas.save(file, format="PNG")
+    png = io.BytesIO()
+    canvas.save(png, format="PNG")
+    files.write_atomic(path, png.getvalue())

@@ -26,8 +26,9 @@ not what a tubelet world model was trained on; `evaluate` measures what that cos
 with IDM latents against the copy-last-state baseline), and the synthetic preset uses native tubelets
 because of it (experiments/configs/controller.py).
 
-Planning uses `controlled_rollout`, Eq. 2 of the paper: ŝ_{i+1} = p(ŝ_{0..i}, c(a_{0..i}, ŝ_{0..i})), the
-controller seeing each predicted state, and `plan_cost`, Eq. 1: ‖s_g - ŝ_H‖.
+Planning (lawm.planning) uses `controlled_rollout`, Eq. 2 of the paper: ŝ_{i+1} = p(ŝ_{0..i},
+c(a_{0..i}, ŝ_{0..i})), the controller seeing each predicted state. Held-out evaluation:
+lawm.evals.controller.
 
 Params: frozen {"encoder", "idm", "world_model", "regularizer"} (the world model run's latest checkpoint,
 `frozen_params`), trained {"controller"}. The config's `model` must equal the world model run's (the trainer
@@ -41,20 +42,18 @@ from __future__ import annotations
 
 import functools
 import json
-from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from etils import epath
 from flax import nnx
 
 from lawm import config as config_lib
-from lawm import planning
+from lawm import runs, sharding
 from lawm.models.controller import ActionMlp, CrossAttentionAdapter
-from lawm.system import System
+from lawm.systems.base import Params, task_of
+from lawm.systems.world_model import WorldModelSystem
 
-Params = dict[str, Any]
 KINDS = ("adapter", "mlp")
 CONTROLLER_FIELDS = (
     "world_model_workdir",
@@ -94,19 +93,17 @@ def _lookup(tree, path):
 
 def read_world_model_config(workdir):
     """The world model run's config (its config.json), checked to be a trainable world model run."""
-    from lawm.evals import runner
-
     if not workdir:
         raise ValueError("controller.world_model_workdir is not set: name a lawm-train world model run")
     try:
-        world = runner.read_config(workdir)
-    except FileNotFoundError as error:
+        world = runs.read_config(workdir)
+    except (FileNotFoundError, ValueError) as error:
         raise ValueError(f"controller.world_model_workdir: {error}") from None
-    if world.get("task", "world_model") != "world_model":
+    if task_of(world) != "world_model":
         raise ValueError(
             f"controller.world_model_workdir: {workdir} is a {world.task!r} run, not a world model run"
         )
-    checkpoints = epath.Path(workdir) / "checkpoints"
+    checkpoints = runs.usable_workdir(workdir) / "checkpoints"
     if not checkpoints.exists() or not any(p.name.isdigit() for p in checkpoints.iterdir()):
         raise ValueError(f"controller.world_model_workdir: no checkpoint in {checkpoints}")
     return world
@@ -180,13 +177,17 @@ def validate_controller_config(config) -> dict:
 class ControllerSystem:
     """A frozen world model run + a trainable controller, from a trainer config with a `controller` field."""
 
+    task = "controller"
     trainable = ("controller",)
+    batch_keys = {"video": None, "actions": np.float32}  # frame actions, as float32
+    evaluator = "controller"
 
     def __init__(self, config):
         checked = validate_controller_config(config)
         action_dim = config.controller.action_dim
         self.config = config
-        self.world = System(checked["world_model"].model)
+        self.world_config = checked["world_model"]
+        self.world = WorldModelSystem(self.world_config.model)
         self.kind = config.controller.kind
         self.workdir = config.controller.world_model_workdir
         self.grid_hw = self.world.grid_hw
@@ -232,15 +233,16 @@ class ControllerSystem:
         """The world model run's latest checkpoint (and its encoder), placed on `mesh` (FSDP) if given."""
         del rng  # the world model run's own seed rebuilds its encoder
         if self._frozen_cache is None:
-            from lawm.evals import runner
-
-            params = runner.load_run(self.workdir).params
+            run = runs.Run(self.workdir)
+            try:
+                params = run.restore_params()[1]
+            finally:
+                run.close()
+            params |= self.world.frozen_params(jax.random.key(self.world_config.seed))
             self._frozen_cache = jax.device_get({name: params[name] for name in FROZEN})
         frozen = self._frozen_cache
         if mesh is None:
             return jax.device_put(frozen)
-        from lawm import sharding
-
         return jax.device_put(frozen, sharding.param_shardings(frozen, mesh))
 
     # -- the pieces --------------------------------------------------------------------------------
@@ -290,96 +292,3 @@ class ControllerSystem:
         # What predicting the batch's mean latent would score: mse / this is 1 - R^2.
         spread = jnp.square(targets - targets.mean(axis=(0, 1))).mean()
         return mse, {"metrics": {"loss": mse, "latent_mse_over_var": mse / jnp.maximum(spread, 1e-12)}}
-
-    def evaluate(self, params: Params, batches, *, action_names=None) -> dict:
-        """Held-out latent error, and the world model's errors driven by controller vs IDM latents.
-
-        controller/latent_mse, latent_mse_over_var (1 - R^2 of the latents). Teacher-forced next-state L1
-        (`error/...`) and the last state of an open-loop rollout from s_0 (`rollout_error/...`, as planning
-        uses it) with latents from: the IDM (`idm`), the controller (`controller`), the controller given zero
-        actions (`zero_action`) and given another clip's actions (`shuffled_actions`); and `copy_last`
-        (teacher-forced) / `copy_start` (rollout): no model.
-        """
-        del action_names
-        per_clip = _eval_fn(self)
-        values = {}
-        for batch in batches:
-            if len(batch["video"]) < 2:
-                continue  # shuffling needs another clip
-            out = jax.device_get(per_clip(params, batch["video"], np.asarray(batch["actions"], np.float32)))
-            for key, value in out.items():
-                values.setdefault(key, []).append(value)
-        if not values:
-            raise ValueError("controller evaluation needs batches of at least 2 clips with actions")
-        idm = np.concatenate([z.reshape(-1, z.shape[-1]) for z in values.pop("idm_latents")])
-        ctrl = np.concatenate([z.reshape(-1, z.shape[-1]) for z in values.pop("controller_latents")])
-        mse = float(np.square(ctrl - idm).mean())
-        results = {
-            "controller/latent_mse": mse,
-            "controller/latent_mse_over_var": mse / float(np.square(idm - idm.mean(0)).mean()),
-        }
-        results.update({f"controller/{k}": float(np.concatenate(v).mean()) for k, v in values.items()})
-        for prefix in ("error", "rollout_error"):
-            for other in ("idm", "zero_action"):
-                results[f"controller/{prefix}/controller_over_{other}"] = (
-                    results[f"controller/{prefix}/controller"] / results[f"controller/{prefix}/{other}"]
-                )
-        return results
-
-
-@functools.lru_cache(maxsize=8)
-def _eval_fn(system: ControllerSystem):
-    """Per-clip metrics of one batch, jitted once per system."""
-
-    @jax.jit
-    def metrics(params, video, frame_actions):
-        states = system.encode_frames(params, video)
-        context, targets = states[:, :-1], states[:, 1:]
-        actions = system.step_actions(frame_actions, targets.shape[1])
-        z_idm = system.idm_latents(params, states)
-        drives = {
-            "controller": actions,
-            "zero_action": jnp.zeros_like(actions),
-            "shuffled_actions": jnp.roll(actions, 1, axis=0),
-        }
-        latents = {name: system.controller_latents(params, context, a) for name, a in drives.items()}
-        latents["idm"] = z_idm
-        error = lambda predicted: jnp.abs(predicted - targets).mean(axis=(1, 2, 3))  # noqa: E731
-        last = lambda predicted: jnp.abs(predicted[:, -1] - targets[:, -1]).mean(axis=(1, 2))  # noqa: E731
-        out = {
-            f"error/{name}": error(system.world.predict(params, context, z)) for name, z in latents.items()
-        }
-        out["error/copy_last"] = error(context)
-        for name, a in drives.items():
-            out[f"rollout_error/{name}"] = last(system.controlled_rollout(params, states[:, :1], a))
-        steps = targets.shape[1]
-        out["rollout_error/idm"] = last(system.world.rollout(params, states[:, :1], z_idm, steps))
-        out["rollout_error/copy_start"] = last(jnp.broadcast_to(states[:, :1], targets.shape))
-        return out | {"idm_latents": z_idm, "controller_latents": latents["controller"]}
-
-    return metrics
-
-
-# -- planning -------------------------------------------------------------------------------------------
-
-
-def plan_cost(system: ControllerSystem, kind: str = "l2", expand=None):
-    """A `planning.cem` cost_fn: cost_fn(samples_SHA, params, start_1NE, goal_NE, *expand_args) -> (S,).
-
-    Each sample's actions (through `expand(samples_SHA, *expand_args) -> actions_SHA`, e.g. a mask or a
-    straight line, when given) drive `controlled_rollout` from the start state; the last predicted state is
-    scored against the goal by planning.goal_cost (Eq. 1). Cached per (system, kind, expand), so `cem`
-    compiles once per protocol.
-    """
-    return _plan_cost(system, kind, expand)
-
-
-@functools.lru_cache(maxsize=32)
-def _plan_cost(system, kind, expand):
-    def cost_fn(samples_SHA, params, start_1NE, goal_NE, *expand_args):
-        actions = samples_SHA if expand is None else expand(samples_SHA, *expand_args)
-        start = jnp.broadcast_to(start_1NE[None], (actions.shape[0], *start_1NE.shape))
-        final = system.controlled_rollout(params, start, actions)[:, -1]
-        return planning.goal_cost(final, goal_NE, kind)
-
-    return cost_fn
