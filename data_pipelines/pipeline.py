@@ -36,9 +36,9 @@ def train_dataset(
 ) -> grain.IterDataset:
     """Infinite, shuffled stream of this process's slices of the global batches of `source`.
 
-    `source` may be a list of sources mixed with `weights` (e.g. 90 % YT-Temporal-1B + 10 % DROID, PAPER.md
-    Table S3): each is shuffled and repeated on its own, then grain interleaves them in those proportions.
-    Records of a mixture keep only `keys`, the fields every source has, so they batch together.
+    `source` may be a list of sources mixed with `weights` (e.g. 90 % YT-Temporal-1B + 10 % DROID, the
+    paper's Table S3): each is shuffled and repeated on its own, then grain interleaves them in those
+    proportions. Records of a mixture keep only `keys`, the fields every source has, so they batch together.
     """
     process_index = jax.process_index() if process_index is None else process_index
     process_count = jax.process_count() if process_count is None else process_count

@@ -20,7 +20,6 @@ decode into counted, logged drops, and stop the run with a clear error only past
 from __future__ import annotations
 
 import glob
-import json
 import math
 import os
 import threading
@@ -174,15 +173,6 @@ def write_shard(path: str | os.PathLike, records: Iterable[dict | bytes]) -> int
     writer.close()
     os.replace(tmp, path)
     return count
-
-
-def write_json(path: str | os.PathLike, value) -> None:
-    """Atomically (write a .tmp, then rename): a reader sees the old file or the whole new one."""
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(value, f, indent=1, sort_keys=True)
-        f.write("\n")
-    os.replace(tmp, path)
 
 
 def list_shards(pattern: str | os.PathLike) -> list[str]:

@@ -243,15 +243,16 @@ def decode_jpeg_frames(
     frames: Sequence[bytes],
     *,
     source_fps: float,
+    start_s: float = 0.0,
     num_frames: int,
     fps: float,
-    start_s: float = 0.0,
     size: int | None = None,
     crop: str | None = "center",
     rng: np.random.Generator | None = None,
     where: str = "",
 ) -> np.ndarray:
-    """decode_clip for the `frames` record form: JPEG frame i is shown at i / source_fps.
+    """decode_clip for the `frames` record form: JPEG frame i is shown at i / source_fps, and the clip's
+    `num_frames` frames at `fps` are sampled from `start_s` on.
 
     Same sampling (nearest frame, ties to the earlier one, last frame repeated past the end), resize and
     crop; only the chosen JPEGs are decoded.

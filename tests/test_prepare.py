@@ -154,3 +154,26 @@ def test_bad_input_is_one_line_and_help_works(tmp_path, capsys):
         check=True,
     )
     assert "--clip_seconds" in result.stdout and "--stride_seconds" in result.stdout
+
+
+def test_running_twice_keeps_the_shards_and_replaces_the_manifest(videos, tmp_path):
+    output = tmp_path / "out"
+    assert prepare.main(argv(videos, output)) == 0
+    names, shards, manifest = sorted(os.listdir(output)), shard_bytes(output), (output / "manifest.json")
+    first = json.loads(manifest.read_text())
+    assert prepare.main(argv(videos, output)) == 0
+    assert sorted(os.listdir(output)) == names  # the same shards and sidecars, one manifest, no .tmp
+    assert shard_bytes(output) == shards
+    assert json.loads(manifest.read_text()) == first
+
+
+def test_command_line_errors_are_one_line_without_a_traceback(videos, tmp_path, capsys):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("not a folder")
+    assert prepare.main(argv(videos, a_file)) == 1
+    assert capsys.readouterr().err == f"lawm-prepare: error: {a_file} is a file, not a folder\n"
+    for bad in (["videos", "--bogus"], ["videos", "--input", "x"], argv(videos, tmp_path, "--fps", "0")):
+        with pytest.raises(SystemExit) as stopped:
+            prepare.main(bad)
+        err = capsys.readouterr().err
+        assert stopped.value.code == 2 and err.count("\n") == 1 and ": error: " in err, err

@@ -337,3 +337,24 @@ def test_main_end_to_end(builder_dirs, tmp_path, capsys):
         2,
     )
     assert [r["meta"]["source_id"] for r in read(tmp_path)] == ["recon/train/0", "recon/train/1"]
+
+
+def test_running_twice_keeps_the_shards_and_replaces_the_manifest(builder_dirs, tmp_path, capsys):
+    argv = ["--builder-dir", builder_dirs["recon"], "--output", str(tmp_path), "--dataset", "recon"]
+    argv += ["--episodes-per-shard", "2", "--workers", "1"]
+    assert rlds.main(argv) == 0
+    assert "(2 written, 0 already complete)" in capsys.readouterr().out
+    contents = {name: (tmp_path / name).read_bytes() for name in os.listdir(tmp_path)}
+    assert rlds.main(argv) == 0
+    assert "(0 written, 2 already complete)" in capsys.readouterr().out
+    assert sorted(os.listdir(tmp_path)) == sorted(contents)  # the same shards, one manifest, no .tmp
+    assert {name: (tmp_path / name).read_bytes() for name in contents} == contents
+    assert json.loads(contents["manifest.json"])["shards"][1]["shard"] == "shard-00001.array_record"
+
+
+def test_an_output_that_is_a_file_is_one_line(builder_dirs, tmp_path, capsys):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("not a folder")
+    argv = ["--builder-dir", builder_dirs["recon"], "--output", str(a_file), "--dataset", "recon"]
+    assert rlds.main(argv) == 1
+    assert capsys.readouterr().err == f"lawm-prepare rlds: error: {a_file} is a file, not a folder\n"

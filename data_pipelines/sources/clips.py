@@ -54,10 +54,19 @@ def first_good(
     )
 
 
-class ClipSource:
+class SampledSource:
+    """What ClipSource and VideoFolderSource share: the clips they sample and the substitute policy.
+
+    Element i is a clip of `num_frames` frames at `fps`, `image_size` square; in training its random draws
+    come from `np.random.default_rng([seed, i])`, so runs repeat exactly. A subclass defines `__len__`,
+    `where(index)` (the record or video behind an element, for messages) and `_clip(index)`; an element that
+    fails to decode is replaced through `first_good`, counted by `counter`.
+    """
+
+    what = "records"  # what an element is read from, for BadDataError messages
+
     def __init__(
         self,
-        record_source: records.RecordSource,
         *,
         num_frames: int,
         fps: float,
@@ -67,12 +76,32 @@ class ClipSource:
         counter: records.BadRecordCounter | None = None,
         max_attempts: int = 8,
     ):
-        self.records, self.num_frames, self.fps, self.image_size = record_source, num_frames, fps, image_size
+        self.num_frames, self.fps, self.image_size = num_frames, fps, image_size
         self.train, self.seed, self.max_attempts = train, seed, max_attempts
         self.counter = counter if counter is not None else records.BadRecordCounter()
 
+    def __getitem__(self, index) -> dict:
+        return first_good(
+            self._clip, int(index), len(self), self.counter, self.max_attempts, self.where, self.what
+        )
+
+    def rng(self, index: int) -> np.random.Generator | None:
+        """The random draws of element `index` in training; None (centred window and crop) in evaluation."""
+        return np.random.default_rng([self.seed, index]) if self.train else None
+
+
+class ClipSource(SampledSource):
+    """Clips from the records of a RecordSource (`**sampling`: SampledSource's keyword arguments)."""
+
+    def __init__(self, record_source: records.RecordSource, **sampling):
+        super().__init__(**sampling)
+        self.records = record_source
+
     def __len__(self) -> int:
         return len(self.records)
+
+    def where(self, index: int) -> str:
+        return self.records.where(index)
 
     def __repr__(self) -> str:  # grain checkpoints identify a source by its repr
         return (
@@ -80,21 +109,15 @@ class ClipSource:
             f"image_size={self.image_size}, train={self.train}, seed={self.seed})"
         )
 
-    def __getitem__(self, index) -> dict:
-        return first_good(
-            self._clip, int(index), len(self), self.counter, self.max_attempts, self.records.where, "records"
-        )
-
     def _clip(self, index: int) -> dict:
         record = self.records[index]
         where = self.records.where(index)
-        rng = np.random.default_rng([self.seed, index]) if self.train else None
         sampling = dict(
             num_frames=self.num_frames,
             fps=self.fps,
             size=self.image_size,
             crop="random" if self.train else "center",
-            rng=rng,
+            rng=self.rng(index),
             where=where,
         )
         if "video" in record:

@@ -39,24 +39,9 @@ POLICY_STD_FRACTION = 0.5
 # The background canvas is this many frames wide and wraps around, so the camera can pan forever.
 BACKGROUND_SCALE = 2
 SHAPES = ("square", "disc", "triangle", "cross", "diamond")
-# Distinct saturated colours (plus black and white); the background is muted, so sprites stand out.
-PALETTE = np.array(
-    [
-        [230, 25, 75],
-        [60, 180, 75],
-        [255, 225, 25],
-        [0, 130, 200],
-        [245, 130, 48],
-        [145, 30, 180],
-        [70, 240, 240],
-        [240, 50, 230],
-        [250, 250, 250],
-        [15, 15, 15],
-        [170, 110, 40],
-        [128, 0, 0],
-    ],
-    np.float32,
-)
+# Distinct saturated colours (plus black and white) as RGB hex; the background is muted, so sprites stand out.
+_PALETTE_HEX = "e6194b 3cb44b ffe119 0082c8 f58230 911eb4 46f0f0 f032e6 fafafa 0f0f0f aa6e28 800000"
+PALETTE = np.array([list(bytes.fromhex(rgb)) for rgb in _PALETTE_HEX.split()], np.float32)
 # Background colour: RGB = this (3, 3) matrix x (luminance, two opponent-colour fields), mostly luminance.
 _COLOR_MIX = np.array([[0.9, 0.3, 0.0], [0.9, -0.15, 0.26], [0.9, -0.15, -0.26]], np.float32)
 # Held-out splits draw from disjoint seeds: split offset + seed, with 0 <= seed < 2**32.

@@ -28,8 +28,8 @@ from collections.abc import Sequence
 import numpy as np
 from etils import epath
 
-from data_pipelines import records, video
-from data_pipelines.sources.clips import first_good
+from data_pipelines import video
+from data_pipelines.sources.clips import SampledSource
 
 VIDEO_SUFFIXES = (".mp4", ".webm", ".mkv", ".mov", ".avi", ".m4v", ".mpg", ".mpeg", ".ts", ".flv")
 _GLOB_CHARS = re.compile(r"[*?[]")
@@ -93,27 +93,23 @@ def open_video(path: str):
         yield file
 
 
-class VideoFolderSource:
+class VideoFolderSource(SampledSource):
+    """Clips from video files (`**sampling`: SampledSource's keyword arguments)."""
+
+    what = "videos"
+
     def __init__(
         self,
         videos: str | os.PathLike | Sequence[str | os.PathLike],
         *,
-        num_frames: int,
-        fps: float,
-        image_size: int,
-        train: bool,
-        seed: int = 0,
-        counter: records.BadRecordCounter | None = None,
         windows_per_video: int = 1,
-        max_attempts: int = 8,
+        **sampling,
     ):
         if windows_per_video < 1:
             raise ValueError(f"windows_per_video must be >= 1, got {windows_per_video}")
+        super().__init__(**sampling)
         self.paths = list_videos(videos)
-        self.num_frames, self.fps, self.image_size = num_frames, fps, image_size
-        self.train, self.seed, self.max_attempts = train, seed, max_attempts
-        self.windows_per_video = windows_per_video if train else 1  # evaluation has one (centred) window
-        self.counter = counter if counter is not None else records.BadRecordCounter()
+        self.windows_per_video = windows_per_video if self.train else 1  # evaluation: one centred window
         # Identifies the video list in the repr: a resumed run must see the same videos in the same order.
         self._digest = hashlib.sha1("\n".join(self.paths).encode()).hexdigest()[:10]
 
@@ -137,14 +133,9 @@ class VideoFolderSource:
         latest = max(duration_s - self.num_frames / self.fps, 0.0)
         return float(rng.uniform(0.0, latest)) if rng is not None else latest / 2
 
-    def __getitem__(self, index) -> dict:
-        return first_good(
-            self._clip, int(index), len(self), self.counter, self.max_attempts, self.where, "videos"
-        )
-
     def _clip(self, index: int) -> dict:
         path = self.where(index)
-        rng = np.random.default_rng([self.seed, index]) if self.train else None
+        rng = self.rng(index)
         with open_video(path) as source:
             duration_s = video.probe(source, where=path).duration_s
             if duration_s < (self.num_frames - 1) / self.fps:

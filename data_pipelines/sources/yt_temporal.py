@@ -2,9 +2,9 @@
 
 Where the ids come from: the release (github.com/rowanz/merlot_reserve) published the YouTube ids of its
 ~20M videos in a public bucket (gs://merlot/yttemporal1b/...). That bucket is gone (reported in
-rowanz/merlot_reserve#27 and facebookresearch/vjepa2#58; DESIGN.md section 3), and many of the videos no
-longer play on YouTube. So users bring their own copy of the list, or any list of YouTube ids, and their
-own downloads, e.g. `yt-dlp -o "%(id)s.%(ext)s" -a ids.txt` into one folder (local or gs://).
+rowanz/merlot_reserve#27 and facebookresearch/vjepa2#58), and many of the videos no longer play on
+YouTube. So users bring their own copy of the list, or any list of YouTube ids, and their own downloads,
+e.g. `yt-dlp -o "%(id)s.%(ext)s" -a ids.txt` into one folder (local or gs://).
 
 - The id list: one id per line; anything after the first comma or whitespace (extra CSV columns) is
   ignored, as are blank lines, "#" comments and a header line ("id", "video_id", ...).
@@ -103,18 +103,11 @@ def make_source(
     ids: str | os.PathLike | None = None,
     video_dir: str | os.PathLike | None = None,
     records_path: str | os.PathLike | None = None,
-    num_frames: int,
-    fps: float,
-    image_size: int,
-    train: bool,
-    seed: int = 0,
-    counter: records.BadRecordCounter | None = None,
     windows_per_video: int = 1,
+    **sampling,
 ):
-    """The YT-Temporal-1B source: "videos" needs `ids` and `video_dir`, "clips" needs `records_path`."""
-    sampling = dict(
-        num_frames=num_frames, fps=fps, image_size=image_size, train=train, seed=seed, counter=counter
-    )
+    """The YT-Temporal-1B source: "videos" needs `ids` and `video_dir`, "clips" needs `records_path`;
+    `sampling`: the keyword arguments of SampledSource (num_frames, fps, image_size, train, ...)."""
     if mode == "videos":
         if not ids or not video_dir:
             raise ValueError('yt_temporal mode "videos" needs an id list (ids) and a folder (video_dir)')

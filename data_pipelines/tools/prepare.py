@@ -19,23 +19,19 @@ the frames it uses (PIL's draft mode scales while decoding); the price is ~3x th
 Work units: videos are grouped in input order, --videos_per_shard to a shard `clips-NNNNN.array_record`,
 so a shard depends on the input list and the parameters alone: a re-run maps the same videos to the same
 shards without probing anything first (clips per shard follow from the videos' lengths). Units run in
-parallel worker processes. Resuming: a shard is complete when its file exists; `records.write_shard`
-writes it to `.tmp` and renames it at the end, so an interrupted shard never looks complete and is
-redone, and a re-run skips complete shards. Beside each shard `clips-NNNNN.json` (written just before the
-rename) records its videos, clip counts and failures; `manifest.json` (inputs, parameters, every shard,
-every failure) is written atomically once all shards are complete. Unreadable or too-short videos are
-listed there, not fatal; a video that breaks midway keeps the clips cut before the break.
+parallel worker processes through the resumable shard writer (tools/shards.py): beside each shard
+`clips-NNNNN.json` records its videos, clip counts and failures; a re-run skips complete shards, redoes
+interrupted ones and refuses shards written from other videos or parameters; `manifest.json` (inputs,
+parameters, every shard, every failure) is replaced in one step once all shards are complete. Unreadable
+or too-short videos are listed there, not fatal; a video that breaks midway keeps the clips cut before the
+break.
 """
 
 from __future__ import annotations
 
 import argparse
-import concurrent.futures
-import contextlib
 import importlib
-import json
 import math
-import multiprocessing
 import os
 import sys
 
@@ -44,8 +40,10 @@ from tqdm import tqdm
 
 from data_pipelines import records, video
 from data_pipelines.sources import video_folder, yt_temporal
+from data_pipelines.tools import cli, shards
 
-MANIFEST = "manifest.json"
+MANIFEST = shards.MANIFEST
+_PROG = "lawm-prepare"
 _PREFIX = "clips-"
 
 
@@ -103,29 +101,22 @@ def write_unit(shard_path: str, videos: list[str], params: dict) -> dict:
                 summary["failures"].append({"video": path, "error": str(error), "clips_kept": count})
             summary["videos"].append({"video": path, "clips": count})
         summary["clips"] = sum(v["clips"] for v in summary["videos"])
-        # Runs before write_shard renames the shard into place: a complete shard always has its summary.
-        records.write_json(_summary_path(shard_path), summary)
 
-    records.write_shard(shard_path, clips())
-    return summary
+    return shards.write(shard_path, clips(), summary)
 
 
-def _summary_path(shard_path: str) -> str:
-    return shard_path[: -len(records.SHARD_SUFFIX)] + ".json"
-
-
-def _done(shard_path: str, videos: list[str], params: dict) -> dict | None:
-    """The summary of a complete shard, None if the shard must be (re)done; refuses a foreign shard."""
-    if not os.path.exists(shard_path) or not os.path.exists(_summary_path(shard_path)):
-        return None
-    with open(_summary_path(shard_path)) as f:
-        summary = json.load(f)
+def _matches(unit: shards.Unit, summary: dict) -> bool:
+    """A complete shard is this unit's; refuses one written from other videos or parameters."""
+    videos, params = unit.args
     if summary["params"] != params or [v["video"] for v in summary["videos"]] != videos:
         raise SystemExit(
-            f"lawm-prepare: error: {shard_path} was written from other videos or parameters; "
-            "use a new --output (or the original arguments)"
+            cli.error_line(
+                _PROG,
+                f"{unit.path} was written from other videos or parameters; "
+                "use a new --output (or the original arguments)",
+            )
         )
-    return summary
+    return True
 
 
 class InputError(ValueError):
@@ -149,58 +140,46 @@ def prepare_videos(args: argparse.Namespace) -> dict:
         size=args.size,
         jpeg_quality=args.jpeg_quality,
     )
-    os.makedirs(args.output, exist_ok=True)
+    shards.make_output(args.output)
     groups = [paths[i : i + args.videos_per_shard] for i in range(0, len(paths), args.videos_per_shard)]
     width = max(5, len(str(len(groups) - 1)))
     units = [
-        (os.path.join(args.output, f"{_PREFIX}{k:0{width}d}{records.SHARD_SUFFIX}"), group, params)
+        shards.Unit(
+            os.path.join(args.output, f"{_PREFIX}{k:0{width}d}{records.SHARD_SUFFIX}"), (group, params)
+        )
         for k, group in enumerate(groups)
     ]
-    summaries = {unit[0]: _done(*unit) for unit in units}
-    todo = [unit for unit in units if summaries[unit[0]] is None]
-    clips = sum(s["clips"] for s in summaries.values() if s)
-    with contextlib.ExitStack() as stack:
-        progress = stack.enter_context(
-            tqdm(total=len(units), initial=len(units) - len(todo), unit="shard", desc="lawm-prepare")
-        )
+    plan = shards.Plan(args.output, units, _matches)
+    clips = sum(s["clips"] for s in plan.sidecars if s)
+    with tqdm(total=len(units), initial=len(plan.complete), unit="shard", desc=_PROG) as progress:
         progress.set_postfix(clips=clips)
-        if args.workers == 1 or len(todo) <= 1:  # in-process: no worker start-up for small jobs
-            finished = (write_unit(*unit) for unit in todo)
-        else:
-            # spawn, not fork: the parent has threads (grain, jax), and forking those can deadlock.
-            pool = stack.enter_context(
-                concurrent.futures.ProcessPoolExecutor(
-                    min(args.workers, len(todo)), mp_context=multiprocessing.get_context("spawn")
-                )
-            )
-            stack.callback(pool.shutdown, cancel_futures=True)  # on error or ^C: drop the queued units
-            futures = [pool.submit(write_unit, *unit) for unit in todo]
-            finished = (future.result() for future in concurrent.futures.as_completed(futures))
-        for summary in finished:
-            summaries[os.path.join(args.output, summary["shard"])] = summary
+
+        def done(unit: shards.Unit, summary: dict) -> None:
+            nonlocal clips
             for failure in summary["failures"]:
-                progress.write(f"lawm-prepare: skipped {failure['video']}: {failure['error']}")
+                progress.write(f"{_PROG}: skipped {failure['video']}: {failure['error']}")
             clips += summary["clips"]
             progress.set_postfix(clips=clips)
             progress.update()
-    shards = [summaries[unit[0]] for unit in units]
+
+        summaries = plan.run(write_unit, workers=args.workers, on_done=done)
     manifest = {
         "input": args.input,
         "video_dir": args.video_dir,
         "params": params,
         "num_videos": len(paths),
         "num_clips": clips,
-        "num_shards": len(shards),
-        "shards": [{key: s[key] for key in ("shard", "clips", "videos")} for s in shards],
-        "failures": [failure for s in shards for failure in s["failures"]],
+        "num_shards": len(summaries),
+        "shards": [{key: s[key] for key in ("shard", "clips", "videos")} for s in summaries],
+        "failures": [failure for s in summaries for failure in s["failures"]],
         "missing_ids": {"count": len(missing), "first": missing[:1000]},
     }
-    records.write_json(os.path.join(args.output, MANIFEST), manifest)
+    plan.write_manifest(manifest)
     return manifest
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lawm-prepare", description="Write clip-record shards.")
+    parser = cli.ArgumentParser(prog=_PROG, description="Write clip-record shards.")
     commands = parser.add_subparsers(dest="command", required=True)
     videos = commands.add_parser(
         "videos",
@@ -239,9 +218,8 @@ def main(argv: list[str]) -> int:
         parser.error("--jpeg_quality must be in [1, 100]")
     try:
         manifest = prepare_videos(args)
-    except InputError as e:  # a bad --input: one line, no traceback
-        print(f"lawm-prepare: error: {e}", file=sys.stderr)
-        return 1
+    except (InputError, shards.OutputError) as e:  # a bad --input or --output: one line, no traceback
+        return cli.fail(_PROG, e)
     print(
         f"lawm-prepare: {manifest['num_clips']} clips in {manifest['num_shards']} shards from "
         f"{manifest['num_videos']} videos; {len(manifest['failures'])} failed, "

@@ -11,11 +11,11 @@ window of `clip_frames` steps (a shorter tail is dropped), written with `records
   encoded to JPEG (quality 95). H.264 `video` would be smaller but costs a lossy re-encode of every frame.
 - `fps`: the dataset's control rate, per-dataset default in `DEFAULT_FPS`: DROID 15 Hz (its native rate);
   RECON 4 Hz (the GNM-processed trajectories, of which the Open X-Embodiment release is a conversion, as
-  NWM and PAPER.md §8.7 use them: H = 8 steps = 2 s). Override with `fps=` / `--fps` for other releases.
+  NWM and the paper (§8.7) use them: H = 8 steps = 2 s). Override with `fps=` / `--fps` for other releases.
 - `states` (T, D) and `actions` (T - 1, D), float32; action t takes states[t] to states[t + 1]:
   - DROID: states = [x, y, z, extrinsic euler x, y, z, gripper] (metres, radians, gripper as stored)
     from `cartesian_position` (6) and `gripper_position` (1); actions = states[t + 1] - states[t] with
-    the euler differences wrapped to (-pi, pi] (V-JEPA 2-AC's 7-D end-effector deltas, PAPER.md §12.1).
+    the euler differences wrapped to (-pi, pi] (V-JEPA 2-AC's 7-D end-effector deltas, paper §12.1).
   - RECON: states = [x, y, yaw] in the world frame from `position` (2) and `yaw` (1); actions =
     (dx, dy, dyaw): the world displacement rotated by -yaw_t into the robot frame at step t (x forward,
     y left), dyaw wrapped to (-pi, pi]; metres and radians, not normalised (NWM's action space; NWM
@@ -28,33 +28,30 @@ Open X-Embodiment's `berkeley_gnm_recon` 0.1.0 (see `FEATURES`); `camera=` picks
 (e.g. "wrist_image_left") and `features=` remaps any role for other releases. A missing feature fails
 before anything is written, with one line naming it and listing the features the dataset has.
 
-Resumable: shard k holds episodes [k * episodes_per_shard, (k + 1) * episodes_per_shard) as
-`shard-0000k.array_record`, next to a `shard-0000k.json` sidecar (its episode range, settings, counts and
-failed episodes) written just before the shard is renamed into place. A re-run skips shards whose final
-file and sidecar exist and match, and redoes the rest, `.tmp` leftovers included; an output directory
-written with other settings is refused. Episodes that fail (too short for one transition, non-finite or
-misshapen values, an unreadable image) are counted and listed, not fatal. `manifest.json` (settings,
-conventions, shards with episode counts, failures) is written atomically at the end.
+Resumable, through the shard writer of tools/shards.py: shard k holds episodes [k * episodes_per_shard,
+(k + 1) * episodes_per_shard) as `shard-0000k.array_record`, next to a `shard-0000k.json` sidecar (its
+episode range, settings, counts and failed episodes) written just before the shard is renamed into place.
+A re-run skips shards whose final file and sidecar exist and match, and redoes the rest, `.tmp` leftovers
+included; an output directory written with other settings, or holding shards this conversion would not
+write, is refused. Episodes that fail (too short for one transition, non-finite or misshapen values, an
+unreadable image) are counted and listed, not fatal. `manifest.json` (settings, conventions, shards with
+episode counts, failures) is replaced in one step at the end.
 
 TensorFlow and tensorflow-datasets are imported inside functions only: importing this module stays light.
 """
 
 from __future__ import annotations
 
-import argparse
-import concurrent.futures
 import functools
 import io
-import json
 import math
-import multiprocessing
 import os
-import sys
 
 import numpy as np
 from PIL import Image
 
 from data_pipelines import records
+from data_pipelines.tools import cli, shards
 
 # Role -> feature path, per dataset. DROID: DROID RLDS 1.0.0; RECON: Open X-Embodiment berkeley_gnm_recon.
 FEATURES = {
@@ -83,6 +80,7 @@ CONVENTIONS = {
 }
 JPEG_QUALITY = 95
 _JPEG_MAGIC = b"\xff\xd8\xff"
+_PROG = "lawm-prepare rlds"
 _STEPS_PER_BATCH = 1024  # TFRecord path: steps batched per episode (tf.data preallocates a whole batch)
 
 
@@ -307,7 +305,7 @@ def _read_episodes(builder, job: dict):
         yield index, data
 
 
-def _convert_shard(job: dict) -> dict:
+def _convert_shard(path: str, job: dict) -> dict:
     """Write one shard (episodes [start, stop)) and its sidecar; returns the sidecar."""
     builder = _open_builder(job["builder_dir"])
     sidecar = {k: job[k] for k in ("shard", "start", "stop", "settings")}
@@ -327,29 +325,21 @@ def _convert_shard(job: dict) -> dict:
             sidecar["episodes"] += 1
             sidecar["records"] += len(episode)
             yield from episode
-        # Written before write_shard renames the shard into place: a final shard always has its sidecar.
-        records.write_json(job["sidecar_path"], sidecar)
 
-    if os.path.exists(job["path"] + ".tmp"):  # left by a killed run
-        os.remove(job["path"] + ".tmp")
-    records.write_shard(job["path"], generate())
-    return sidecar
+    return shards.write(path, generate(), sidecar)
 
 
-def _done(job: dict) -> dict | None:
-    """The sidecar of a complete shard matching `job`, else None (the shard is to be written)."""
-    if not (os.path.exists(job["path"]) and os.path.exists(job["sidecar_path"])):
-        return None
-    with open(job["sidecar_path"]) as f:
-        sidecar = json.load(f)
+def _matches(unit: shards.Unit, sidecar: dict) -> bool:
+    """Whether a complete shard holds this unit's episodes; refuses one written with other settings."""
+    (job,) = unit.args
     if sidecar.get("settings") != job["settings"]:
         differ = sorted(
             k for k in job["settings"] if sidecar.get("settings", {}).get(k) != job["settings"][k]
         )
         raise RLDSError(
-            f"{job['path']} was written with other settings ({', '.join(differ)}); use a fresh output dir"
+            f"{unit.path} was written with other settings ({', '.join(differ)}); use a fresh output dir"
         )
-    return sidecar if (sidecar["start"], sidecar["stop"]) == (job["start"], job["stop"]) else None
+    return (sidecar["start"], sidecar["stop"]) == (job["start"], job["stop"])
 
 
 def convert(
@@ -399,11 +389,12 @@ def convert(
     if max_episodes is not None:
         num_episodes = min(num_episodes, max_episodes)
     num_shards = math.ceil(num_episodes / episodes_per_shard)
-    os.makedirs(output_dir, exist_ok=True)
-    expected = {f"shard-{k:05d}{records.SHARD_SUFFIX}" for k in range(num_shards)}
-    strays = sorted(
-        p for p in os.listdir(output_dir) if p.endswith(records.SHARD_SUFFIX) and p not in expected
-    )
+    try:
+        shards.make_output(output_dir)
+    except shards.OutputError as e:
+        raise RLDSError(str(e)) from None
+    names = [f"shard-{k:05d}{records.SHARD_SUFFIX}" for k in range(num_shards)]
+    strays = sorted(p for p in os.listdir(output_dir) if p.endswith(records.SHARD_SUFFIX) and p not in names)
     if strays:
         raise RLDSError(
             f"{output_dir} holds shards this conversion would not write ({strays[0]}, {len(strays)} in all); "
@@ -419,52 +410,31 @@ def convert(
         "episodes_per_shard": episodes_per_shard,
     }
     camera_name = features["image"].rsplit("/", 1)[-1]
-    jobs = []
-    for k in range(num_shards):
-        path = os.path.join(output_dir, f"shard-{k:05d}{records.SHARD_SUFFIX}")
-        jobs.append(
-            {
-                **settings,
-                "settings": settings,
-                "builder_dir": builder_dir,
-                "camera": camera_name,
-                "shard": os.path.basename(path),
-                "path": path,
-                "sidecar_path": path.removesuffix(records.SHARD_SUFFIX) + ".json",
-                "start": k * episodes_per_shard,
-                "stop": min((k + 1) * episodes_per_shard, num_episodes),
-            }
+    units = [
+        shards.Unit(
+            os.path.join(output_dir, name),
+            (
+                {
+                    **settings,
+                    "settings": settings,
+                    "builder_dir": builder_dir,
+                    "camera": camera_name,
+                    "shard": name,
+                    "start": k * episodes_per_shard,
+                    "stop": min((k + 1) * episodes_per_shard, num_episodes),
+                },
+            ),
         )
-    sidecars = {job["shard"]: _done(job) for job in jobs}
-    pending = [job for job in jobs if sidecars[job["shard"]] is None]
-    skipped = [name for name, sidecar in sidecars.items() if sidecar is not None]
-
-    manifest_path = os.path.join(output_dir, "manifest.json")
-    if pending and os.path.exists(manifest_path):  # a manifest means a complete conversion
-        os.remove(manifest_path)
+        for k, name in enumerate(names)
+    ]
+    plan = shards.Plan(output_dir, units, _matches)
+    written = [os.path.basename(unit.path) for unit in plan.pending]
+    skipped = [os.path.basename(unit.path) for unit in plan.complete]
     from tqdm import tqdm
 
-    with tqdm(total=len(pending), desc=f"rlds {dataset}/{split}", unit="shard", disable=not progress) as bar:
-        if workers == 1 or len(pending) <= 1:
-            for job in pending:
-                sidecars[job["shard"]] = _convert_shard(job)
-                bar.update()
-        else:
-            # spawn: TensorFlow is not fork-safe once imported
-            context = multiprocessing.get_context("spawn")
-            with concurrent.futures.ProcessPoolExecutor(
-                min(workers, len(pending)), mp_context=context
-            ) as pool:
-                futures = {pool.submit(_convert_shard, job): job["shard"] for job in pending}
-                try:
-                    for future in concurrent.futures.as_completed(futures):
-                        sidecars[futures[future]] = future.result()
-                        bar.update()
-                except BaseException:  # an error or ^C: drop the queued shards instead of waiting for them
-                    pool.shutdown(cancel_futures=True)
-                    raise
+    with tqdm(total=len(written), desc=f"rlds {dataset}/{split}", unit="shard", disable=not progress) as bar:
+        sidecars = plan.run(_convert_shard, workers=workers, on_done=lambda unit, sidecar: bar.update())
 
-    shards = [sidecars[job["shard"]] for job in jobs]
     manifest = {
         **settings,
         "builder_dir": builder_dir,
@@ -472,19 +442,19 @@ def convert(
         "camera": camera_name,
         "conventions": CONVENTIONS[dataset],
         "episodes": num_episodes,
-        "converted_episodes": sum(s["episodes"] for s in shards),
-        "records": sum(s["records"] for s in shards),
-        "failed_episodes": sum(len(s["failures"]) for s in shards),
-        "failures": [failure for s in shards for failure in s["failures"]],
-        "shards": [{k: s[k] for k in ("shard", "start", "stop", "episodes", "records")} for s in shards],
+        "converted_episodes": sum(s["episodes"] for s in sidecars),
+        "records": sum(s["records"] for s in sidecars),
+        "failed_episodes": sum(len(s["failures"]) for s in sidecars),
+        "failures": [failure for s in sidecars for failure in s["failures"]],
+        "shards": [{k: s[k] for k in ("shard", "start", "stop", "episodes", "records")} for s in sidecars],
     }
-    records.write_json(manifest_path, manifest)
-    return {**manifest, "written": [job["shard"] for job in pending], "skipped": skipped}
+    plan.write_manifest(manifest)
+    return {**manifest, "written": written, "skipped": skipped}
 
 
 def main(argv: list[str] | None = None) -> int:
     """`lawm-prepare rlds ...`: prints a one-line summary, returns 0; a bad input: one line on stderr, 1."""
-    parser = argparse.ArgumentParser(prog="lawm-prepare rlds", description=__doc__.splitlines()[0])
+    parser = cli.ArgumentParser(prog=_PROG, description=__doc__.splitlines()[0])
     parser.add_argument(
         "--builder-dir", "--builder_dir", required=True, help="RLDS dir with dataset_info.json"
     )
@@ -498,38 +468,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-episodes", "--max_episodes", type=int)
     parser.add_argument(
         "--feature",
+        dest="features",
         action="append",
         default=[],
         metavar="ROLE=PATH",
         help="override a feature path, e.g. yaw=steps/observation/heading",
     )
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes (default: cores)")
-    args = parser.parse_args(argv)
+    args = parser.parse_args(argv)  # its dests are convert's keyword arguments
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")  # TensorFlow's start-up INFO lines drown the summary
+    options = dict(vars(args))
     try:
-        overrides = dict(item.split("=", 1) for item in args.feature)
+        options["features"] = dict(item.split("=", 1) for item in args.features)
     except ValueError:
-        parser.error(f"--feature takes ROLE=PATH, got {args.feature}")
+        parser.error(f"--feature takes ROLE=PATH, got {args.features}")
     try:
-        manifest = convert(
-            args.builder_dir,
-            args.output,
-            dataset=args.dataset,
-            split=args.split,
-            camera=args.camera,
-            fps=args.fps,
-            clip_frames=args.clip_frames,
-            episodes_per_shard=args.episodes_per_shard,
-            max_episodes=args.max_episodes,
-            features=overrides,
-            workers=args.workers,
-            progress=True,
-        )
+        manifest = convert(options.pop("builder_dir"), options.pop("output"), progress=True, **options)
     except RLDSError as e:
-        print(f"lawm-prepare rlds: error: {e}", file=sys.stderr)
-        return 1
+        return cli.fail(_PROG, e)
     print(
-        f"lawm-prepare rlds: {args.dataset}/{args.split}: {manifest['records']} records from "
+        f"{_PROG}: {args.dataset}/{args.split}: {manifest['records']} records from "
         f"{manifest['converted_episodes']} episodes in {len(manifest['shards'])} shards "
         f"({len(manifest['written'])} written, {len(manifest['skipped'])} already complete), "
         f"{manifest['failed_episodes']} episodes failed -> {os.path.join(args.output, 'manifest.json')}"
