@@ -1,10 +1,12 @@
 """Every shipped training config builds and validates, and documents how to run it."""
 
 import importlib
+import pathlib
+import re
 
 import pytest
 
-from experiments.configs import lawm_yt1b, synthetic_eval
+from experiments.configs import common, lawm_yt1b, quickstart, synthetic_eval
 from lawm import train
 from lawm.evals import runner
 
@@ -60,3 +62,32 @@ def test_synthetic_eval_worlds_change_only_what_they_say():
     assert rotated.eval.reference_workdir.endswith("deterministic_rotated")
     with pytest.raises(ValueError, match="unknown world 'moon'"):
         synthetic_eval.get_config("noisy:moon")
+
+
+CONFIG_FILES = sorted(pathlib.Path(common.__file__).parent.glob("[!_]*.py"))
+
+
+@pytest.mark.parametrize("path", CONFIG_FILES, ids=lambda path: path.stem)
+def test_docstrings_are_short_and_cite_the_paper(path):
+    """Measured results live in the README (one place); configs cite the paper by section."""
+    doc = importlib.import_module(f"experiments.configs.{path.stem}").__doc__
+    assert "PAPER.md" not in doc and "DESIGN.md" not in doc
+    assert not re.search(r"20\d\d-\d\d-\d\d", doc), "a dated measurement: put it in the README"
+    assert len(doc.splitlines()) <= 25
+
+
+def test_every_training_config_names_its_task():
+    assert common.base_config(10).task == "world_model"
+    assert quickstart.get_config().task == synthetic_eval.get_config("noisy:agent").task == "world_model"
+    for name, task in (("decoder", "decoder"), ("controller", "controller"), ("lawm_yt1b", "world_model")):
+        assert importlib.import_module(f"experiments.configs.{name}").get_config().task == task
+
+
+def test_synthetic_configs_share_the_cpu_model():
+    camera = synthetic_eval.get_config("noisy")
+    assert camera.model.world_model.residual and not quickstart.get_config().model.world_model.residual
+    camera.model.world_model.residual = False
+    for config in (quickstart.get_config(), camera):
+        expected = common.cpu_model(common.base_config(10)).model
+        expected.regularizer = config.model.regularizer
+        assert config.model.to_dict() == expected.to_dict()

@@ -1,4 +1,4 @@
-"""Trainer fields shared by every training config; each config overrides what it needs."""
+"""What the training configs share: the trainer's fields (`base_config`), a CPU-sized model (`cpu_model`)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from lawm import optim
 
 def base_config(total_steps: int) -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict()
+    config.task = "world_model"  # lawm.systems: what is trained (decoder.py, controller.py set theirs)
     config.seed = 0
     config.model = model_configs.model_config()
     config.data = ml_collections.ConfigDict(
@@ -41,7 +42,7 @@ def base_config(total_steps: int) -> ml_collections.ConfigDict:
             # lawm-eval (experiments/eval.py): other runs it compares with, and perceptual-metric weights.
             reference_workdir="",  # a run of the same recipe with regularizer `deterministic`
             decoder_workdir="",  # a decoder run (experiments/configs/decoder.py) over this model's states
-            lpips_weights="",  # local LPIPS weights (lawm/evals/lpips.py): LPIPS metrics when given
+            lpips_weights="",  # local LPIPS weights (lawm/models/lpips.py): LPIPS metrics when given
         )
     )
     # lawm-eval's evaluators (lawm/evals/<name>.py) and their options.
@@ -55,4 +56,16 @@ def base_config(total_steps: int) -> ml_collections.ConfigDict:
             transfer=dict(horizon=4),
         )
     )
+    return config
+
+
+def cpu_model(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """In place (and returned): the synthetic-world configs' model, sized for 64 px clips on a CPU.
+
+    A frozen patch embedding (depth 0) is enough of an encoder for 64 px sprites, and cheap on a CPU.
+    """
+    config.model.latent_dim = 16
+    config.model.encoder.update(width=64, depth=0, num_heads=4, patch_size=8, tubelet_size=2, image_size=64)
+    config.model.idm.update(width=64, depth=1, num_heads=4)
+    config.model.world_model.update(width=64, depth=2, num_heads=4, cond_dim=32)
     return config

@@ -1,4 +1,4 @@
-"""Controllers (PAPER.md §8.5): real actions (+ the previous state) -> a trained world model's latent actions.
+"""Controllers (paper §8.5): real actions (+ the previous state) -> a trained world model's latent actions.
 
 COMMAND:  lawm-train --config=experiments/configs/controller.py:synthetic --workdir=/tmp/lawm_controller \
               --config.controller.world_model_workdir=/tmp/lawm_quickstart
@@ -9,32 +9,15 @@ COMMAND:  lawm-train --config=experiments/configs/controller.py:synthetic --work
           The config's `model` must equal the run's (repeat the run's --config.model.* overrides); a
           mismatch fails before compute, naming the field. droid and recon read clip records with actions
           (`lawm-prepare rlds`): set --config.data.paths.train and .eval.
-RUNTIME:  synthetic: 10 min 50 s (adapter) / 9 min 54 s (mlp), 600 steps at ~1.15 steps/s, measured
-          2026-11-21 on 2 CPU cores shared with two other training runs (load ~6-8).
-EXPECTED: synthetic on /tmp/lawm_quickstart (experiments/configs/quickstart.py), WORKDIR/eval/600.json, 256
-          held-out clips (adapter / mlp): controller/latent_mse_over_var 0.24 / 0.25 (1 - R^2 of the IDM
-          latents); teacher-forced next-state L1 driven by controller latents 0.183 / 0.182, by IDM
-          latents 0.211, by the controller given zero actions 0.267 or another clip's 0.298, copy-last
-          0.345; last state of a 7-step open-loop rollout: controller 0.474, IDM 0.520, zero action 0.642,
-          copy-start 0.689. The two controllers tie: this world model's latents carry the camera pan (a
-          state-independent shift) and hardly any agent motion (experiments/configs/plan.py).
-          synthetic:synthetic_eval:noisy:rotated on /tmp/lawm_eval/noisy_rotated (a camera turned per
-          clip, world-frame actions; 600 steps in 6.6 / 2.9 min, 2026-11-21), adapter / mlp:
-          latent_mse_over_var 0.18 / 0.96 (the adapter finds the band that shows the turn at steps
-          300-400); next-state L1 0.048 / 0.096 (IDM 0.032, zero action 0.088 / 0.097); 7-step rollout
-          0.136 / 0.271 (IDM 0.117, zero action 0.273 / 0.272): the MLP learns the latent of no movement.
-          Why native tubelets for synthetic: with the paper's frame duplication (200 steps, same world
-          model) the IDM's latents of static tubelets carry nothing the world model uses (next-state L1
-          with them 0.214 vs copy-last 0.216) and the controller cannot predict them
-          (latent_mse_over_var 1.04); with native tubelets, 0.25 after 200 steps.
+RUNTIME:  synthetic: about 10 minutes on 2 CPU cores (600 steps).
+EXPECTED: WORKDIR/eval/600.json: controller/latent_mse_over_var (1 - R^2 of the IDM's latents) well below 1
+          and next-state error with the controller's latents below that with zero actions; measured values
+          in the README's "Controllers and planning".
 
-Paper settings (droid, recon): AdamW only (optim.use_muon False) lr 1e-3, weight decay 0.04, betas 0.9 /
-0.999, 3,000 steps, linear warmup 300 then cosine, batch 256 of 8-frame clips at 4 fps (16 frames after the
-frame duplication of lawm/controller.py); the adapter at the encoder's width (1024, 16 heads). Our choices
-where the paper is silent: global-norm clipping 1.0, the MLP's width 256 and depth 3, and the action
-scaling (actions are multiplied by `controller.action_scale` before the controller; planning bounds stay
-in real units). The synthetic preset keeps the recipe at CPU size (batch 32, 600 steps; the loss is flat
-after ~300) and uses native tubelets of 16-frame clips (8 states, as the world model was trained).
+Where the paper is silent, ours: global-norm clipping 1.0, the MLP's width 256 and depth 3, and the action
+scaling (`controller.action_scale`; planning bounds stay in real units). The synthetic preset is CPU-sized
+(batch 32, 600 steps; the loss is flat after ~300) and uses native tubelets of 16-frame clips (8 states, as
+the world model was trained) instead of the paper's frame duplication (why: README).
 """
 
 from __future__ import annotations
@@ -49,7 +32,7 @@ from experiments.configs import common
 PROTOCOLS = ("synthetic", "droid", "recon")
 DEFAULT_WORLD = {"synthetic": "quickstart", "droid": "lawm_yt1b", "recon": "lawm_yt1b"}
 FRAMES = 8  # per clip at 4 fps; 16 after duplication for a tubelet-2 encoder
-PAPER = dict(total_steps=3000, batch_size=256)
+PAPER = dict(total_steps=3000, batch_size=256)  # droid, recon: the paper's (its optimiser: below)
 SYNTHETIC = dict(total_steps=600, batch_size=32)
 # Real-action dimensionality (data_pipelines/tools/rlds.py conventions) and the scale the controller sees.
 ACTIONS = {
@@ -106,7 +89,7 @@ def get_config(arg="synthetic"):
             mlp_width=256,  # the actions-only MLP (kind "mlp")
             mlp_depth=3,
             # The paper's mapping of one frame action to one latent; the synthetic preset uses native
-            # tubelets instead (lawm/controller.py; measured in this file's docstring).
+            # tubelets instead (lawm/systems/controller.py; why: README "Controllers and planning").
             frame_duplication=protocol != "synthetic",
             **actions,
         )

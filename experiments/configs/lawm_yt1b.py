@@ -1,4 +1,4 @@
-"""The paper's recipe: latent action world models on YT-Temporal-1B (Garrido et al. 2026, PAPER.md §6).
+"""The paper's recipe: latent action world models on YT-Temporal-1B (Garrido et al. 2026, paper §6).
 
 COMMAND:  lawm-prepare videos --input ids.txt --video_dir /data/yt1b/videos --output /data/yt1b/clips
           lawm-train --config=experiments/configs/lawm_yt1b.py:noisy-high --workdir=gs://BUCKET/noisy-high \
@@ -10,10 +10,10 @@ COMMAND:  lawm-prepare videos --input ids.txt --video_dir /data/yt1b/videos --ou
           at 256 px (to check memory and throughput without data).
 RUNTIME:  the paper reports ~12 h on 64 H100 (batch 1024 x 16 frames, 30k steps).
 EXPECTED: prediction error falls from `deterministic` (no action) to `none` (unconstrained), sparse and noisy
-          spanning the range with capacity, discrete staying near the no-action baseline (PAPER.md §5, §8.1);
+          spanning the range with capacity, discrete staying near the no-action baseline (paper §5, §8.1);
           held-out own_over_shuffled < 1 for every model with latents.
 
-Capacity -> coefficient is not given by the paper (PAPER.md §5.4); ours follows its hints: noisy beta 1e-4 is
+Capacity -> coefficient is not given by the paper (§5.4); ours follows its hints: noisy beta 1e-4 is
 "low" and 1e-6 "high" (Fig. S8, S9), sparse l1 0.01 is "high" (Fig. S10); the rest are mid-sweep values.
 """
 
@@ -24,7 +24,7 @@ from experiments.configs import common
 TOTAL_STEPS = 30_000
 BATCH = 1024
 FRAMES = 16  # at 4 fps: 4 s clips, 8 tubelet states, 7 transitions
-LATENTS_PER_RESET = 2_500_000  # VQ dead-code reset "every 300k videos ~ 2.5M latent actions" (PAPER.md §5.3)
+LATENTS_PER_RESET = 2_500_000  # VQ dead-code reset "every 300k videos ~ 2.5M latent actions" (paper §5.3)
 
 PRESETS = {
     "sparse-low": dict(name="sparse", l1=0.1),
