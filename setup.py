@@ -12,27 +12,30 @@ setup(
     packages=find_packages(
         include=["lawm", "lawm.*", "data_pipelines", "data_pipelines.*", "experiments", "experiments.*"]
     ),
+    # Lower bounds: the versions the suite was run with (constraints.txt pins them for CI).
     install_requires=[
-        "jax",
-        "flax>=0.12",
-        "optax",  # includes optax.contrib.muon
-        "orbax-checkpoint",
-        "grain",
-        "array-record",
-        "ml-collections",
-        "clu",
-        "tensorflow-cpu",  # only for clu's metric writers and RLDS conversion; imported lazily
-        "tensorboard",
-        "tensorflow-datasets",  # RLDS (DROID, RECON) conversion only
-        "safetensors",  # released V-JEPA 2 weights (Hugging Face layout)
-        "av",  # PyAV: video decoding
-        "msgpack",
-        "einops",
-        "numpy",
-        "pillow",  # evaluation picture grids (PNG)
+        "jax>=0.10.2",
+        "flax>=0.12.8",
+        "optax>=0.2.8",  # includes optax.contrib.muon
+        "orbax-checkpoint>=0.12.8",
+        "grain>=0.2.18",
+        "array-record>=0.8.6",
+        "ml-collections>=1.1.0",
+        "clu>=0.0.12",
+        "absl-py>=2.5.1",
+        "etils[epath]>=1.15.0",
+        "tensorflow-cpu>=2.21.0",  # only for clu's metric writers and RLDS conversion; imported lazily
+        "tensorboard>=2.21.0",
+        "tensorflow-datasets>=4.9.10",  # RLDS (DROID, RECON) conversion only
+        "safetensors>=0.8.0",  # released V-JEPA 2 weights (Hugging Face layout)
+        "av>=18.1.0",  # PyAV: video decoding
+        "msgpack>=1.2.4",
+        "einops>=0.8.2",
+        "numpy>=2.4.6",
+        "pillow>=13.0.0",  # evaluation picture grids (PNG)
     ],
     extras_require={
-        "test": ["pytest", "torch==2.13.0", "transformers", "ruff"],
+        "test": ["pytest>=9.2.0", "torch==2.13.0", "transformers>=5.24.0", "ruff==0.17.6"],
     },
     entry_points={
         "console_scripts": [

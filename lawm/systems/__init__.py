@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import jax
 
-from lawm import runs, sharding
+from lawm import sharding
 from lawm.systems.base import TASKS, Model, Params, System, task_of
 
 
@@ -52,6 +52,8 @@ class Loader:
     restored onto the current devices; evaluating many checkpoints compiles once."""
 
     def __init__(self, workdir, config=None, mesh=None):
+        from lawm import runs  # checkpoints (orbax, grain): only when a run is loaded
+
         self.run = runs.Run(workdir)
         self.config = self.run.config() if config is None else config
         self.system = make(self.config)
