@@ -1,5 +1,5 @@
 """Controllers c: real action (+ the previous state) -> latent action, so a latent world model can plan with
-real actions (PAPER.md 8.5).
+real actions (paper §8.5).
 
 Trained by L2 regression onto the IDM's latents: c(a_t, s_t) ~ z_t, where z_t = g(s_t, s_{t+1}) and a_t is the
 real action taking frame t to t+1, so the output at step t uses state t and action t, never later ones. Two
@@ -7,7 +7,7 @@ variants with one call signature, `controller(states_BTNE, actions_BTA, grid_hw)
 (controller training, the planner's rollout ŝ_{i+1} = p(ŝ_i, c(a_i, ŝ_i))) can swap them:
 
   ActionMlp              actions only: an MLP of a_t. It cannot see the state, so for camera-relative latents
-                         it tends to the latent of "no movement" (PAPER.md 8.5).
+                         it tends to the latent of "no movement" (paper §8.5).
   CrossAttentionAdapter  Linear(E->D) + 2 self-attention blocks (spatial RoPE) over the tokens of s_t;
                          a 3-layer MLP embeds a_t to one query token; 1 pre-LN cross-attention block
                          (query: the action token; keys / values: the processed state tokens) + MLP;
@@ -128,6 +128,9 @@ class CrossAttentionAdapter(nnx.Module):
     Self-attention blocks over s_t's N tokens use the spatial RoPE of their (h, w) grid position (time
     position 0, as the IDM does). The cross-attention carries no RoPE: the single query has no position,
     and the keys already hold theirs from the self-attention blocks.
+
+    The self-attention blocks' size (2 x 1024, 16 heads unless given) and compute options are
+    `layers.TransformerSpec` keywords; the cross-attention block and the MLPs share width, heads and dtypes.
     """
 
     def __init__(
@@ -136,40 +139,26 @@ class CrossAttentionAdapter(nnx.Module):
         state_dim: int,
         action_dim: int,
         latent_dim: int,
-        width: int = 1024,
-        num_heads: int = 16,
-        depth: int = 2,
         action_mlp_depth: int = 3,
-        mlp_ratio: float = 4.0,
-        dtype=None,
-        param_dtype=jnp.float32,
         rngs: nnx.Rngs,
+        **transformer,
     ):
-        self.head_dim = width // num_heads
-        kw = dict(dtype=dtype, param_dtype=param_dtype, rngs=rngs)
-        init = layers.default_kernel_init()
-        self.embed = nnx.Linear(state_dim, width, kernel_init=init, **kw)
-        self.blocks = nnx.List(
-            [layers.Block(width, num_heads, mlp_ratio=mlp_ratio, **kw) for _ in range(depth)]
-        )
-        self.action_embed = _Mlp(action_dim, width, width, depth=action_mlp_depth, **kw)
-        self.cross_block = CrossAttentionBlock(width, num_heads, mlp_ratio=mlp_ratio, **kw)
-        self.norm = layers.layer_norm(width, **kw)
-        self.head = nnx.Linear(width, latent_dim, kernel_init=init, **kw)
+        self.spec = spec = layers.TransformerSpec.of(transformer, width=1024, depth=2, num_heads=16)
+        kw = spec.layer(rngs)
+        self.embed = spec.linear(state_dim, spec.width, rngs)
+        self.blocks = spec.blocks(rngs)
+        self.action_embed = _Mlp(action_dim, spec.width, spec.width, depth=action_mlp_depth, **kw)
+        self.cross_block = CrossAttentionBlock(spec.width, spec.num_heads, mlp_ratio=spec.mlp_ratio, **kw)
+        self.norm = layers.layer_norm(spec.width, **kw)
+        self.head = spec.linear(spec.width, latent_dim, rngs)
 
     def __call__(self, states_BTNE, actions_BTA, grid_hw: tuple[int, int]):
         """States s_t (B, T, N, E), actions a_t (B, T, A) -> latents z_t (B, T, L); step t uses (s_t, a_t)."""
         B, T, N, E = states_BTNE.shape
-        if actions_BTA.shape[:2] != (B, T):
-            raise ValueError(
-                f"need one action per state step: states {states_BTNE.shape}, actions {actions_BTA.shape}"
-            )
-        if N != grid_hw[0] * grid_hw[1]:
-            raise ValueError(f"{N} tokens per state do not form the grid {grid_hw}")
-        x_BND = self.embed(states_BTNE.reshape(B * T, N, E))
-        rope = layers.rope_tables(layers.token_positions(1, *grid_hw), self.head_dim)
-        for block in self.blocks:
-            x_BND = block(x_BND, rope)
+        layers.check_one_per_step(states_BTNE, actions_BTA, "action")
+        layers.check_grid(N, grid_hw)
+        rope = layers.rope_tables(layers.token_positions(1, *grid_hw), self.spec.head_dim)
+        x_BND = self.spec.run(self.blocks, self.embed(states_BTNE.reshape(B * T, N, E)), rope)
         query_B1D = self.action_embed(actions_BTA.reshape(B * T, 1, -1)).astype(x_BND.dtype)
         out_B1D = self.cross_block(query_B1D, x_BND)
         return self.head(self.norm(out_B1D[:, 0])).reshape(B, T, -1)

@@ -1,4 +1,4 @@
-"""The frame-causal video decoder (PAPER.md §7): states back to frames, for inspection and LPIPS only.
+"""The frame-causal video decoder (paper §7): states back to frames, for inspection and LPIPS only.
 
 Dimension keys: B batch, T state steps, N tokens per step (an h x w grid), E state dim, D width,
 F frames (F = T * k, k the tubelet size), H/W pixels, C channels (3), P values per token (k*p*p*3).
@@ -49,52 +49,37 @@ def to_uint8(frames):
 
 
 class FrameDecoder(nnx.Module):
-    """Frame-causal ViT decoder: states (B, T, N, E) -> normalised frames (B, T * tubelet_size, H, W, 3)."""
+    """Frame-causal ViT decoder: states (B, T, N, E) -> normalised frames (B, T * tubelet_size, H, W, 3).
+
+    Size and compute options are `layers.TransformerSpec` keywords; the size defaults to the encoder's ViT-L.
+    """
 
     def __init__(
         self,
         *,
         state_dim: int,
-        width: int = 1024,
-        depth: int = 24,
-        num_heads: int = 16,
-        mlp_ratio: float = 4.0,
         patch_size: int = 16,
         tubelet_size: int = 2,
         out_channels: int = 3,
-        dtype=None,
-        param_dtype=jnp.float32,
         rngs: nnx.Rngs,
+        **transformer,
     ):
+        self.spec = spec = layers.TransformerSpec.of(transformer, width=1024, depth=24, num_heads=16)
         self.patch_size = patch_size
         self.tubelet_size = tubelet_size
         self.out_channels = out_channels
-        self.head_dim = width // num_heads
-        kw = dict(dtype=dtype, param_dtype=param_dtype, rngs=rngs)
-        init = layers.default_kernel_init()
-        self.embed = nnx.Linear(state_dim, width, kernel_init=init, **kw)
-        self.blocks = nnx.List(
-            [layers.Block(width, num_heads, mlp_ratio=mlp_ratio, **kw) for _ in range(depth)]
-        )
-        self.norm = layers.layer_norm(width, **kw)
-        self.head = nnx.Linear(
-            width, tubelet_size * patch_size * patch_size * out_channels, kernel_init=init, **kw
-        )
+        self.embed = spec.linear(state_dim, spec.width, rngs)
+        self.blocks, self.norm = spec.trunk(rngs)
+        self.head = spec.linear(spec.width, tubelet_size * patch_size * patch_size * out_channels, rngs)
 
     def __call__(self, states_BTNE, grid_hw: tuple[int, int]):
         """States (B, T, N, E) on an h x w token grid -> float32 frames (B, T * k, h * p, w * p, C)."""
         B, T, N, E = states_BTNE.shape
-        h, w = grid_hw
-        if N != h * w:
-            raise ValueError(f"{N} tokens per state do not form the grid {grid_hw}")
-        positions = layers.token_positions(T, h, w)
-        rope = layers.rope_tables(positions, self.head_dim)
-        mask = layers.block_causal_mask(positions[:, 0])
-        x_BLD = self.embed(states_BTNE.reshape(B, T * N, E))
-        for block in self.blocks:
-            x_BLD = block(x_BLD, rope, mask)
+        layers.check_grid(N, grid_hw)
+        rope, mask = layers.grid_rope_and_mask(T, grid_hw, self.spec.head_dim)
+        x_BLD = self.spec.run(self.blocks, self.embed(states_BTNE.reshape(B, T * N, E)), rope, mask)
         out_BLP = self.head(self.norm(x_BLD)).astype(jnp.float32)
-        k, p, C = self.tubelet_size, self.patch_size, self.out_channels
+        (h, w), k, p, C = grid_hw, self.tubelet_size, self.patch_size, self.out_channels
         # Token (t, i, j) holds the pixel cube frames t*k.., rows i*p.., columns j*p.. (as the Conv3d).
         cubes = out_BLP.reshape(B, T, h, w, k, p, p, C)
         return cubes.transpose(0, 1, 4, 2, 5, 3, 6, 7).reshape(B, T * k, h * p, w * p, C)

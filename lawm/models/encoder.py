@@ -31,50 +31,37 @@ def normalize_video(video_BFHWC):
 
 
 class VideoEncoder(nnx.Module):
-    """V-JEPA 2 vision transformer (defaults: ViT-L, 24 x 1024, 16 heads, patch 16, tubelet 2)."""
+    """V-JEPA 2 vision transformer (defaults: ViT-L, 24 x 1024, 16 heads, patch 16, tubelet 2).
+
+    Keywords not named here go to `layers.TransformerSpec`: the size (width, depth, num_heads, mlp_ratio)
+    and the compute options (attention, remat, scan, dtype, param_dtype).
+    """
 
     def __init__(
         self,
         *,
-        width: int = 1024,
-        depth: int = 24,
-        num_heads: int = 16,
-        mlp_ratio: float = 4.0,
         patch_size: int = 16,
         tubelet_size: int = 2,
         in_channels: int = 3,
         causal: str = "tubelet",
-        attention: str = "auto",
-        remat: str = "none",
-        scan: bool = False,
-        dtype=None,
-        param_dtype=jnp.float32,
         rngs: nnx.Rngs,
+        **transformer,
     ):
-        if causal not in CAUSAL_MODES:
-            raise ValueError(f"encoder.causal must be one of {CAUSAL_MODES}, got {causal!r}")
+        layers.check_one_of("encoder.causal", causal, CAUSAL_MODES)
+        self.spec = spec = layers.TransformerSpec.of(transformer, width=1024, depth=24, num_heads=16)
         self.causal = causal
         self.patch_size = patch_size
         self.tubelet_size = tubelet_size
-        self.head_dim = width // num_heads
-        self.remat, self.scan = remat, scan
-        kw = dict(dtype=dtype, param_dtype=param_dtype, rngs=rngs)
         # Kernel = stride = (tubelet, patch, patch): one token per tubelet x patch x patch cube.
         self.patch_embed = nnx.Conv(
             in_channels,
-            width,
+            spec.width,
             kernel_size=(tubelet_size, patch_size, patch_size),
             strides=(tubelet_size, patch_size, patch_size),
             padding="VALID",
-            **kw,
+            **spec.layer(rngs),
         )
-        self.blocks = nnx.List(
-            [
-                layers.Block(width, num_heads, mlp_ratio=mlp_ratio, attention=attention, **kw)
-                for _ in range(depth)
-            ]
-        )
-        self.norm = layers.layer_norm(width, **kw)
+        self.blocks, self.norm = spec.trunk(rngs)
 
     def __call__(self, video_BFHWC):
         """Normalised video (B, F, Hp, Wp, 3) -> states (B, T, N, D)."""
@@ -92,9 +79,6 @@ class VideoEncoder(nnx.Module):
     def _encode(self, video_BFHWC, causal: bool):
         tokens = self.patch_embed(video_BFHWC)  # (B, T, h, w, D)
         B, T, h, w, D = tokens.shape
-        positions = layers.token_positions(T, h, w)
-        rope = layers.rope_tables(positions, self.head_dim)
-        mask = layers.block_causal_mask(positions[:, 0]) if causal else None
-        x = tokens.reshape(B, T * h * w, D)
-        x = layers.run_blocks(self.blocks, x, rope, mask, remat=self.remat, scan=self.scan)
+        rope, mask = layers.grid_rope_and_mask(T, (h, w), self.spec.head_dim, causal)
+        x = self.spec.run(self.blocks, tokens.reshape(B, T * h * w, D), rope, mask)
         return self.norm(x).reshape(B, T, h * w, D)

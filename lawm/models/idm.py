@@ -17,7 +17,7 @@ PAIRINGS = ("tokens", "channels")
 class InverseDynamics(nnx.Module):
     """A ViT over the tokens of (s_t, s_{t+1}) plus one learned readout token.
 
-    `pairing` says how the two states become tokens (the paper does not say, PAPER.md section 4):
+    `pairing` says how the two states become tokens (the paper does not say, paper §4):
       "tokens"    2N tokens, each state's own, with a learned "which step" embedding; comparing s_t with
                   s_{t+1} at a place takes attention between the two tokens of that place.
       "channels"  N tokens, each the embedding of the concatenation (s_t[n], s_{t+1}[n]): the local change
@@ -25,6 +25,8 @@ class InverseDynamics(nnx.Module):
     Tokens get spatial RoPE (their (h, w) position); the readout token's final feature -> Linear -> the
     raw latent (R dims; the regularizer decides what R is, e.g. 2 x latent_dim for mean and
     log-variance). All T-1 pairs of a clip run as one batch, so z_t can depend on s_t and s_{t+1} only.
+
+    Size (ViT-B unless given: 12 x 768, 12 heads) and compute options: `layers.TransformerSpec` keywords.
     """
 
     def __init__(
@@ -32,44 +34,27 @@ class InverseDynamics(nnx.Module):
         *,
         state_dim: int,
         out_dim: int,
-        width: int = 768,
-        depth: int = 12,
-        num_heads: int = 12,
-        mlp_ratio: float = 4.0,
         pairing: str = "tokens",
-        attention: str = "auto",
-        remat: str = "none",
-        scan: bool = False,
-        dtype=None,
-        param_dtype=jnp.float32,
         rngs: nnx.Rngs,
+        **transformer,
     ):
-        if pairing not in PAIRINGS:
-            raise ValueError(f"pairing must be one of {PAIRINGS}, got {pairing!r}")
-        self.head_dim = width // num_heads
-        self.remat, self.scan, self.pairing = remat, scan, pairing
-        kw = dict(dtype=dtype, param_dtype=param_dtype, rngs=rngs)
-        init = layers.default_kernel_init()
+        layers.check_one_of("pairing", pairing, PAIRINGS)
+        self.spec = spec = layers.TransformerSpec.of(transformer, width=768, depth=12, num_heads=12)
+        self.pairing = pairing
+        token = lambda shape: nnx.Param(layers.embedding_init()(rngs.params(), shape, spec.param_dtype))
         if pairing == "tokens":
-            self.embed = nnx.Linear(state_dim, width, kernel_init=init, **kw)
-            self.step_embed = nnx.Param(layers.embedding_init()(rngs.params(), (2, width), param_dtype))
+            self.embed = spec.linear(state_dim, spec.width, rngs)
+            self.step_embed = token((2, spec.width))
         else:
-            self.embed = nnx.Linear(2 * state_dim, width, kernel_init=init, **kw)
-        self.readout_token = nnx.Param(layers.embedding_init()(rngs.params(), (1, width), param_dtype))
-        self.blocks = nnx.List(
-            [
-                layers.Block(width, num_heads, mlp_ratio=mlp_ratio, attention=attention, **kw)
-                for _ in range(depth)
-            ]
-        )
-        self.norm = layers.layer_norm(width, **kw)
-        self.head = nnx.Linear(width, out_dim, kernel_init=init, **kw)
+            self.embed = spec.linear(2 * state_dim, spec.width, rngs)
+        self.readout_token = token((1, spec.width))
+        self.blocks, self.norm = spec.trunk(rngs)
+        self.head = spec.linear(spec.width, out_dim, rngs)
 
     def __call__(self, states_BTNE, grid_hw: tuple[int, int]):
         """States (B, T, N, E) -> raw latents (B, T-1, R); output t is inferred from s_t and s_{t+1} only."""
         B, T, N, _ = states_BTNE.shape
-        if N != grid_hw[0] * grid_hw[1]:
-            raise ValueError(f"{N} tokens per state do not form the grid {grid_hw}")
+        layers.check_grid(N, grid_hw)
         # (N, 3) grid positions at time 0: the step embedding or the concat order tells s_t from s_{t+1}.
         grid = layers.token_positions(1, *grid_hw)
         if self.pairing == "tokens":
@@ -82,7 +67,8 @@ class InverseDynamics(nnx.Module):
             x, positions = self.embed(pairs).reshape(B * (T - 1), N, -1), grid
         readout = jnp.broadcast_to(self.readout_token[None], (x.shape[0], 1, x.shape[-1])).astype(x.dtype)
         x = jnp.concatenate([readout, x], axis=1)
-        rope = layers.rope_tables(np.concatenate([np.zeros((1, 3), np.int32), positions]), self.head_dim)
-        x = layers.run_blocks(self.blocks, x, rope, remat=self.remat, scan=self.scan)
+        positions = np.concatenate([np.zeros((1, 3), np.int32), positions])  # the readout token's first
+        rope = layers.rope_tables(positions, self.spec.head_dim)
+        x = self.spec.run(self.blocks, x, rope)
         # The regularizer works in float32 whatever the compute dtype.
         return self.head(self.norm(x[:, 0])).astype(jnp.float32).reshape(B, T - 1, -1)

@@ -1,4 +1,5 @@
-"""Transformer building blocks shared by the encoder, the inverse dynamics model and the world model.
+"""Transformer building blocks shared by the models of lawm.models (encoder, IDM, world model, decoder,
+controller), and what they are assembled with alike (`TransformerSpec`, the grid and step checks).
 
 Dimension keys: B batch, L tokens in a sequence, T time steps, N tokens per step (L = T*N),
 D width, H attention heads, K head dim, C conditioning dim.
@@ -8,6 +9,10 @@ embedding does; positions for RoPE come from the actual token grid, so any grid 
 """
 
 from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -89,6 +94,12 @@ REMAT_POLICIES = {
 }
 
 
+def check_one_of(name: str, value, choices) -> None:
+    """Raise a ValueError naming `name` unless value is one of choices."""
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {tuple(choices)}, got {value!r}")
+
+
 def dot_product_attention(q_BLHK, k_BSHK, v_BSHK, mask_LS=None, implementation: str = "auto"):
     """Softmax attention, (B, L, H, K) layout.
 
@@ -104,8 +115,7 @@ def dot_product_attention(q_BLHK, k_BSHK, v_BSHK, mask_LS=None, implementation: 
         mask = None if mask_LS is None else mask_LS[None, None]
         kernel = "cudnn" if implementation == "cudnn" else None
         return jax.nn.dot_product_attention(q_BLHK, k_BSHK, v_BSHK, mask=mask, implementation=kernel)
-    if implementation != "einsum":
-        raise ValueError(f"attention must be one of {ATTENTION_IMPLEMENTATIONS}, got {implementation!r}")
+    check_one_of("attention", implementation, ATTENTION_IMPLEMENTATIONS)
     logits_BHLS = jnp.einsum("blhk,bshk->bhls", q_BLHK, k_BSHK) / np.sqrt(q_BLHK.shape[-1]).astype(
         q_BLHK.dtype
     )
@@ -134,8 +144,7 @@ class Attention(nnx.Module):
     ):
         if width % num_heads:
             raise ValueError(f"width {width} is not divisible by num_heads {num_heads}")
-        if attention not in ATTENTION_IMPLEMENTATIONS:
-            raise ValueError(f"attention must be one of {ATTENTION_IMPLEMENTATIONS}, got {attention!r}")
+        check_one_of("attention", attention, ATTENTION_IMPLEMENTATIONS)
         self.implementation = attention
         self.num_heads = num_heads
         self.head_dim = width // num_heads
@@ -262,8 +271,7 @@ def run_blocks(blocks, x, *args, remat: str = "none", scan: bool = False):
     traced and compiled once (the optimiser still updates each layer's params separately, so compile time
     still grows with depth, more slowly: benchmarks/RESULTS.md). Every choice computes the same function.
     """
-    if remat not in REMAT_POLICIES:
-        raise ValueError(f"remat must be one of {tuple(REMAT_POLICIES)}, got {remat!r}")
+    check_one_of("remat", remat, REMAT_POLICIES)
     if not blocks:
         return x
     if remat == "none" and not scan:
@@ -284,3 +292,88 @@ def run_blocks(blocks, x, *args, remat: str = "none", scan: bool = False):
         return x
     stacked = jax.tree.map(lambda *leaves: jnp.stack(leaves), *states)
     return jax.lax.scan(lambda x, state: (apply(state, x), None), x, stacked)[0]
+
+
+# ------------------------------------------------------------------------------------------------
+# Assembly: what the models share
+# ------------------------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class TransformerSpec:
+    """What the transformer models here take as keywords (`**transformer`): their size and how they compute.
+
+    width, depth (blocks), num_heads, mlp_ratio: the size; each model sets its own default size (`of`).
+    attention: an ATTENTION_IMPLEMENTATIONS name, for the self-attention blocks; remat, scan: see
+    `run_blocks` (neither changes the function); dtype: the compute dtype (None: the inputs' own);
+    param_dtype: the parameters' dtype. An unknown name fails as any unexpected keyword does.
+    """
+
+    width: int
+    depth: int
+    num_heads: int
+    mlp_ratio: float = 4.0
+    attention: str = "auto"
+    remat: str = "none"
+    scan: bool = False
+    dtype: Any = None
+    param_dtype: Any = jnp.float32
+
+    @classmethod
+    def of(cls, options: dict, **defaults) -> TransformerSpec:
+        """The options a model was given, over its defaults."""
+        return cls(**(defaults | options))
+
+    def __post_init__(self):
+        check_one_of("attention", self.attention, ATTENTION_IMPLEMENTATIONS)
+        check_one_of("remat", self.remat, REMAT_POLICIES)
+
+    @property
+    def head_dim(self) -> int:
+        return self.width // self.num_heads
+
+    def layer(self, rngs: nnx.Rngs) -> dict:
+        """Keyword arguments of a layer built in these dtypes: dtype, param_dtype, rngs."""
+        return dict(dtype=self.dtype, param_dtype=self.param_dtype, rngs=rngs)
+
+    def linear(self, in_dim: int, out_dim: int, rngs: nnx.Rngs, kernel_init=None) -> nnx.Linear:
+        """A Linear in these dtypes; kernel_init defaults to `default_kernel_init`."""
+        kernel_init = kernel_init or default_kernel_init()
+        return nnx.Linear(in_dim, out_dim, kernel_init=kernel_init, **self.layer(rngs))
+
+    def blocks(self, rngs: nnx.Rngs, cond_dim: int | None = None) -> nnx.List:
+        """`depth` alike blocks, as `run_blocks` wants them: `Block`s, or `AdaLNZeroBlock`s given cond_dim."""
+        kw = dict(mlp_ratio=self.mlp_ratio, attention=self.attention, **self.layer(rngs))
+        block = Block if cond_dim is None else functools.partial(AdaLNZeroBlock, cond_dim=cond_dim)
+        return nnx.List([block(self.width, self.num_heads, **kw) for _ in range(self.depth)])
+
+    def trunk(self, rngs: nnx.Rngs, cond_dim: int | None = None) -> tuple[nnx.List, nnx.LayerNorm]:
+        """(`blocks`, the LayerNorm of their output), built in that order.
+
+        The order matters: it is the order their parameters are drawn from rngs, part of the initialisation.
+        """
+        blocks = self.blocks(rngs, cond_dim)
+        return blocks, layer_norm(self.width, **self.layer(rngs))
+
+    def run(self, blocks, x, *args):
+        """`run_blocks` with this remat and scan."""
+        return run_blocks(blocks, x, *args, remat=self.remat, scan=self.scan)
+
+
+def grid_rope_and_mask(steps: int, grid_hw: tuple[int, int], head_dim: int, causal: bool = True):
+    """RoPE tables of a (steps, h, w) token grid and its block-causal mask over steps (None if not causal)."""
+    positions = token_positions(steps, *grid_hw)
+    mask = block_causal_mask(positions[:, 0]) if causal else None
+    return rope_tables(positions, head_dim), mask
+
+
+def check_grid(tokens_per_step: int, grid_hw: tuple[int, int]) -> None:
+    """Raise unless a step's tokens form the h x w grid."""
+    if tokens_per_step != grid_hw[0] * grid_hw[1]:
+        raise ValueError(f"{tokens_per_step} tokens per state do not form the grid {grid_hw}")
+
+
+def check_one_per_step(states_BTNE, per_step_BT, name: str) -> None:
+    """Raise unless `per_step_BT` (e.g. the latents) has one entry per state step: the same (B, T)."""
+    if per_step_BT.shape[:2] != states_BTNE.shape[:2]:
+        raise ValueError(
+            f"need one {name} per state step: states {states_BTNE.shape}, {name}s {per_step_BT.shape}"
+        )

@@ -7,7 +7,6 @@ C conditioning dim.
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
 from flax import nnx
 
 from lawm.models import layers
@@ -23,6 +22,8 @@ class WorldModel(nnx.Module):
     `residual=True` (not the paper's predictor) predicts the change: output = s_t + head(...), with the head
     zero-initialised so training starts from copy-last. Small models then spend their capacity on what
     moves rather than on re-drawing the static scene (the synthetic-world evaluation models use it).
+
+    Its size (24 x 1024, 16 heads unless given) and compute options are `layers.TransformerSpec` keywords.
     """
 
     def __init__(
@@ -30,53 +31,28 @@ class WorldModel(nnx.Module):
         *,
         state_dim: int,
         latent_dim: int = 128,
-        width: int = 1024,
-        depth: int = 24,
-        num_heads: int = 16,
-        mlp_ratio: float = 4.0,
         cond_dim: int = 128,
         residual: bool = False,
-        attention: str = "auto",
-        remat: str = "none",
-        scan: bool = False,
-        dtype=None,
-        param_dtype=jnp.float32,
         rngs: nnx.Rngs,
+        **transformer,
     ):
-        self.head_dim = width // num_heads
-        self.remat, self.scan = remat, scan
-        kw = dict(dtype=dtype, param_dtype=param_dtype, rngs=rngs)
-        init = layers.default_kernel_init()
-        self.embed = nnx.Linear(state_dim, width, kernel_init=init, **kw)
-        self.latent_embed1 = nnx.Linear(latent_dim, cond_dim, kernel_init=init, **kw)
-        self.latent_embed2 = nnx.Linear(cond_dim, cond_dim, kernel_init=init, **kw)
-        self.blocks = nnx.List(
-            [
-                layers.AdaLNZeroBlock(
-                    width, num_heads, cond_dim, mlp_ratio=mlp_ratio, attention=attention, **kw
-                )
-                for _ in range(depth)
-            ]
-        )
-        self.norm = layers.layer_norm(width, **kw)
+        self.spec = spec = layers.TransformerSpec.of(transformer, width=1024, depth=24, num_heads=16)
         self.residual = residual
-        head_init = nnx.initializers.zeros_init() if residual else init
-        self.head = nnx.Linear(width, state_dim, kernel_init=head_init, **kw)
+        self.embed = spec.linear(state_dim, spec.width, rngs)
+        self.latent_embed1 = spec.linear(latent_dim, cond_dim, rngs)
+        self.latent_embed2 = spec.linear(cond_dim, cond_dim, rngs)
+        self.blocks, self.norm = spec.trunk(rngs, cond_dim)
+        zero = nnx.initializers.zeros_init() if residual else None  # residual: training starts from copy-last
+        self.head = spec.linear(spec.width, state_dim, rngs, kernel_init=zero)
 
     def __call__(self, states_BTNE, latents_BTL, grid_hw: tuple[int, int]):
         """States s_0..s_{T-1} (B, T, N, E) and latents z_0..z_{T-1} (B, T, L) -> predictions of s_1..s_T."""
         B, T, N, E = states_BTNE.shape
-        if latents_BTL.shape[:2] != (B, T):
-            raise ValueError(
-                f"need one latent per state step: states {states_BTNE.shape}, latents {latents_BTL.shape}"
-            )
-        if N != grid_hw[0] * grid_hw[1]:
-            raise ValueError(f"{N} tokens per state do not form the grid {grid_hw}")
+        layers.check_one_per_step(states_BTNE, latents_BTL, "latent")
+        layers.check_grid(N, grid_hw)
         cond_BTC = self.latent_embed2(jax.nn.silu(self.latent_embed1(latents_BTL)))
-        positions = layers.token_positions(T, *grid_hw)
-        rope = layers.rope_tables(positions, self.head_dim)
-        mask = layers.block_causal_mask(positions[:, 0])
+        rope, mask = layers.grid_rope_and_mask(T, grid_hw, self.spec.head_dim)
         x = self.embed(states_BTNE.reshape(B, T * N, E))
-        x = layers.run_blocks(self.blocks, x, cond_BTC, rope, mask, remat=self.remat, scan=self.scan)
+        x = self.spec.run(self.blocks, x, cond_BTC, rope, mask)
         out = self.head(self.norm(x)).reshape(B, T, N, E)
         return states_BTNE.astype(out.dtype) + out if self.residual else out

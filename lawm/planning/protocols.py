@@ -44,6 +44,7 @@ from absl import logging
 
 from lawm.planning import cem as cem_lib
 from lawm.planning import metrics as planning_metrics
+from lawm.systems.base import task_of
 
 PROTOCOLS = ("synthetic", "droid", "recon")
 # Metrics reported also as ratios to each baseline (`<metric>_over_zero`, `<metric>_over_random`).
@@ -348,10 +349,8 @@ def validate(config, run_config) -> None:
     """Fails before any compute, naming the field, on a plan config that cannot run on this run."""
     if config.protocol not in PROTOCOLS:
         raise ValueError(f"protocol must be one of {PROTOCOLS}, got {config.protocol!r}")
-    if run_config.get("task") != "controller":
-        raise ValueError(
-            f"the workdir holds a {run_config.get('task', 'world_model')!r} run, not a controller"
-        )
+    if task_of(run_config) != "controller":
+        raise ValueError(f"the workdir holds a {task_of(run_config)!r} run, not a controller")
     if run_config.data.source != SOURCES[config.protocol]:
         raise ValueError(
             f"protocol {config.protocol!r} needs a controller trained on {SOURCES[config.protocol]!r}"

@@ -133,8 +133,9 @@ def validate_controller_config(config) -> dict:
             f"controller.width ({controller.width}) is not divisible by controller.num_heads "
             f"({controller.num_heads})"
         )
-    if not isinstance(controller.get("frame_duplication", True), bool):
-        raise ValueError(f"controller.frame_duplication must be a bool, got {controller.frame_duplication!r}")
+    frame_duplication = controller.get("frame_duplication", True)
+    if not isinstance(frame_duplication, bool):
+        raise ValueError(f"controller.frame_duplication must be a bool, got {frame_duplication!r}")
     mlp_ratio = controller.get("mlp_ratio", 4.0)
     if isinstance(mlp_ratio, bool) or not isinstance(mlp_ratio, int | float) or not 0 < mlp_ratio < np.inf:
         raise ValueError(f"controller.mlp_ratio must be a number > 0, got {mlp_ratio!r}")
@@ -170,6 +171,7 @@ def validate_controller_config(config) -> dict:
     return dict(
         options=options,
         action_scale=np.broadcast_to(scale, (controller.action_dim,)),
+        frame_duplication=frame_duplication,
         world_model=world_model,
     )
 
@@ -195,7 +197,7 @@ class ControllerSystem:
         self.action_scale = tuple(float(s) for s in checked["action_scale"])
         encoder = self.world.config.encoder
         k = config_lib.frames_per_state(encoder)
-        duplicate = config.controller.get("frame_duplication", True)
+        duplicate = checked["frame_duplication"]
         # Each frame is repeated this many times before encoding (1: native tubelets) ...
         self.frame_repeats = k if duplicate else 1
         # ... and this many frame actions make one latent step's action.
