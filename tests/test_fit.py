@@ -57,7 +57,7 @@ def train(regularizer, states, steps=300):
     params = system.init(jax.random.key(0))
     trainable = {k: params[k] for k in TRAINABLE}
     optimizer = optax.adam(3e-3)
-    batch = {"states": states}
+    batch = {"encoder_states": states}
 
     @jax.jit
     def step(trainable, opt_state):

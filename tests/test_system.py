@@ -63,7 +63,7 @@ def test_world_model_ignores_latents_at_init_and_not_after_one_step():
 
     trainable = {k: params[k] for k in TRAINABLE}
     optimizer = optax.adam(1e-2)
-    grads = jax.jit(jax.grad(lambda t: system.loss_fn({**params, **t}, {"states": s}, None)[0]))(trainable)
+    grads = jax.jit(jax.grad(lambda t: system.loss_fn({**params, **t}, {"encoder_states": s}, None)[0]))(trainable)
     updates, _ = optimizer.update(grads, optimizer.init(trainable), trainable)
     stepped = {**params, **optax.apply_updates(trainable, updates)}
     assert max_abs_diff(predict(stepped, s[:, :-1], z1), predict(stepped, s[:, :-1], z2)) > 1e-6
@@ -122,7 +122,7 @@ def test_discrete_returns_what_the_dead_code_reset_needs():
     system = tiny_system("discrete", codebook_size=8, reset_every=10)
     params = system.init(jax.random.key(0))
     assert params["regularizer"]["codebook"].shape == (8, system.config.latent_dim)
-    _, aux = system.loss_fn(params, {"states": random_states(system)}, None)
+    _, aux = system.loss_fn(params, {"encoder_states": random_states(system)}, None)
     assert int(aux["code_counts"].sum()) == 2 * 3
     assert aux["raw_latents"].shape == (2, 3, system.config.latent_dim)
     assert "code_counts" not in aux["metrics"] and "latent/perplexity" in aux["metrics"]

@@ -56,8 +56,9 @@ class WorldModelSystem:
 
     task = "world_model"
     trainable = TRAINABLE
-    # A batch carries uint8 `video` or precomputed `states` (already normalised).
-    batch_keys = {"video": None, "states": None}
+    # A batch carries uint8 `video` or precomputed `encoder_states` (already normalised); clip records
+    # may also hold a robot's `states`, which are not read.
+    batch_keys = {"video": None, "encoder_states": None}
     evaluator = "latent_actions"  # the trainer's periodic evaluation: do latents carry each clip's motion?
 
     def __init__(self, model_config):
@@ -205,8 +206,8 @@ class WorldModelSystem:
 
     # -- training ------------------------------------------------------------------------------------
     def states_of(self, params: Params, batch):
-        """A batch carries either `video` (uint8 frames) or precomputed `states` (already normalised)."""
-        return batch["states"] if "states" in batch else self.encode(params, batch["video"])
+        """A batch carries either `video` (uint8 frames) or precomputed `encoder_states` (normalised)."""
+        return batch["encoder_states"] if "encoder_states" in batch else self.encode(params, batch["video"])
 
     def loss_fn(self, params: Params, batch, rng, train: bool = True):
         """Teacher-forced L1 over all steps + regularizer loss. Returns (loss, aux).
