@@ -6,7 +6,8 @@ A record is a msgpack map with exactly these keys:
 - `frames`: a list of JPEG bytes, shown at `fps`;
 - `fps`: float > 0: the rate of `frames`; for `video` the nominal rate (the container's timestamps rule);
 - `actions`, `states` (optional): float32 arrays, stored as {"dtype": "float32", "shape": [...],
-  "data": little-endian bytes}; they come back as numpy arrays;
+  "data": little-endian bytes}; they come back as numpy arrays. `states` are a robot's (joint or pose)
+  states, one row per frame: never the encoder's states, which a batch calls `encoder_states`;
 - `meta`: a map with string keys: `source_id` (str, required: the video or episode the record came from),
   `start_s` (number, optional: where the record's first frame lies in that source), anything else small.
 
