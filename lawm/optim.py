@@ -1,4 +1,4 @@
-"""The optimiser: Muon on hidden weight matrices, AdamW on everything else (DESIGN.md §3, PAPER.md §6).
+"""The optimiser: Muon on hidden weight matrices, AdamW on everything else (paper §6).
 
     grads -> clip by global norm (over all trainable grads) -> multi_transform by param_labels:
         "muon":  optax.contrib.muon     (Newton-Schulz-orthogonalised Nesterov momentum), lr muon_lr
@@ -8,7 +8,7 @@
 
 Built on the *trainable* params (lawm.system.TRAINABLE) only, so the frozen encoder gets no state.
 `use_muon = False` (optional; default True) sends every parameter to AdamW, as the paper trains its
-controllers (PAPER.md §8.5).
+controllers (paper §8.5).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ _DEFAULTS = dict(
 
 
 def optim_config(total_steps: int = 30_000) -> ml_collections.ConfigDict:
-    """The paper's optimiser settings (PAPER.md §6) for a run of `total_steps` updates."""
+    """The paper's optimiser settings (paper §6) for a run of `total_steps` updates."""
     return ml_collections.ConfigDict(dict(_DEFAULTS, total_steps=total_steps))
 
 

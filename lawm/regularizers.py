@@ -10,7 +10,7 @@ Every regularizer is a pure function
 - ``z``: ``(..., L)``; ``loss``: float32 scalar; ``metrics``: float32 scalars (``discrete`` adds
   ``code_counts``, int32 ``(K,)``), always including :func:`latent_stats` of z.
 
-See DESIGN.md §3 and PAPER.md §5.
+Paper §5; `sparse`'s docstring states our two deviations from its printed form.
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def deterministic(raw, params, *, rng, train):
 
 
 def sparse(raw, params, *, rng, train, l1=0.01, l2=1.0, var=0.1, cov=0.001, mean=0.1, scale=1.0):
-    """Energy + VCM sparsity regularizer (PAPER.md §5.1); z = raw.
+    """Energy + VCM sparsity regularizer (paper §5.1); z = raw.
 
     With Z = raw_ND (N latents x D dims), computed in float32:
 
@@ -118,7 +118,7 @@ def sparse(raw, params, *, rng, train, l1=0.01, l2=1.0, var=0.1, cov=0.001, mean
 
 
 def noisy(raw, params, *, rng, train, beta=5e-5):
-    """VAE-like regularizer (PAPER.md §5.2): raw (..., 2L) = [mu, logvar]; loss = beta*KL(N(mu,s^2)||N(0,1)).
+    """VAE-like regularizer (paper §5.2): raw (..., 2L) = [mu, logvar]; loss = beta*KL(N(mu,s^2)||N(0,1)).
 
     train: z = mu + exp(logvar/2) * eps (reparameterised), eps = jax.random.normal(rng, mu.shape, float32),
     i.e. ``rng`` is used directly (not split) for the one draw; eval (train=False): z = mu exactly.
@@ -146,7 +146,7 @@ def noisy(raw, params, *, rng, train, beta=5e-5):
 
 
 def discrete(raw, params, *, rng, train, commitment=0.25):
-    """Vector quantisation as in UniVLA (PAPER.md §5.3): raw (..., L) -> nearest code of codebook (K, L).
+    """Vector quantisation as in UniVLA (paper §5.3): raw (..., L) -> nearest code of codebook (K, L).
 
     z = raw + sg(e - raw) (straight-through: dz/draw = I, no codebook gradient through z);
     loss = mean((sg(raw) - e)^2) + commitment * mean((raw - sg(e))^2), means over all elements, so the

@@ -1,4 +1,4 @@
-"""Capacity (PAPER.md 8.1): how well the world model predicts with the IDM's latents, which see the future.
+"""Capacity (paper §8.1): how well the world model predicts with the IDM's latents, which see the future.
 
 With the IDM inferring every latent from the true clip, the prediction error is an upper bound on what any
 controller or planner can reach. Reported in state space (mean L1 over tokens and features):

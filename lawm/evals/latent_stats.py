@@ -1,4 +1,4 @@
-"""Latent statistics (PAPER.md 5): what the regularizer leaves in the latents, on held-out clips.
+"""Latent statistics (paper §5): what the regularizer leaves in the latents, on held-out clips.
 
 Mean L1 / L2 norms and the fraction of near-zero entries (every regularizer); the KL to the N(0, I) prior
 and the posterior std (noisy); code usage (fraction of the codebook picked at least once) and perplexity

@@ -1,6 +1,6 @@
 """Probes from latents to the true actions, where the data has them (synthetic world, DROID, RECON).
 
-Latent actions are camera-relative and spatially localised (PAPER.md 8.4): a latent alone need not
+Latent actions are camera-relative and spatially localised (paper §8.4): a latent alone need not
 determine the real action (an agent's displacement also depends on where the agent is). Besides the
 ridge probe from the latent alone (`probe_r2/<action>`, reported by the latent_actions evaluator), two
 probes, each fit on the first half of the clips and scored (held-out R^2 per action component) on the

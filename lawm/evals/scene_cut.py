@@ -1,4 +1,4 @@
-"""Future leakage (PAPER.md 8.2): does the latent smuggle the next frame into the world model?
+"""Future leakage (paper §8.2): does the latent smuggle the next frame into the world model?
 
 Stitch the start of clip A to the end of clip B at a state boundary (the cut), infer latents on the
 stitched clip and predict teacher-forced. A latent that only describes the action cannot announce a new

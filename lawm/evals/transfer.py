@@ -1,4 +1,4 @@
-"""Transfer and cycle consistency (PAPER.md 8.3): do latent actions mean the same thing on another video?
+"""Transfer and cycle consistency (paper §8.3): do latent actions mean the same thing on another video?
 
 For clips A and B (B = another clip of the batch):
   1. infer latents on A with the IDM;

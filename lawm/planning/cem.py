@@ -1,4 +1,4 @@
-"""Cross-Entropy Method (CEM) planning over real-action sequences (PAPER.md 8.6-8.7), in pure JAX.
+"""Cross-Entropy Method (CEM) planning over real-action sequences (paper §8.6-8.7), in pure JAX.
 
 CEM keeps a diagonal Gaussian over action sequences (H, A). Each iteration draws N sequences, clips them to
 the action bounds, scores them with a batched cost function, and refits the Gaussian to the K lowest-cost

@@ -1,4 +1,4 @@
-"""Planning error metrics (PAPER.md 8.6-8.7): pure numpy, one episode per call (average episodes outside).
+"""Planning error metrics (paper §8.6-8.7): pure numpy, one episode per call (average episodes outside).
 
   delta_xyz             DROID, Eq. 3: ‖Σ_i a_i^plan - Σ_i a_i^true‖₁ over the xyz action dims, in metres
                         (the [JWM] code: L1 norm of the difference of the summed actions).

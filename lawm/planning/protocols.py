@@ -1,4 +1,4 @@
-"""Planning protocols for a trained controller (PAPER.md §8.6-8.7, and the synthetic world): the engine of
+"""Planning protocols for a trained controller (paper §8.6-8.7, and the synthetic world): the engine of
 `lawm-plan` (experiments/plan.py), which checks a plan config against the run with `validate` first.
 
 Every protocol plans with the world model and the controller only: CEM (lawm.planning) samples real-action

@@ -1,4 +1,4 @@
-"""The controller as a trainable system (PAPER.md §8.5): real actions (+ the previous state) -> the latent
+"""The controller as a trainable system (paper §8.5): real actions (+ the previous state) -> the latent
 actions of a frozen, already trained latent action world model, so that model can plan with real actions.
 
     world model run (config.controller.world_model_workdir): its frozen encoder, IDM, regularizer, world model

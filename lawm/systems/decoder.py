@@ -1,4 +1,4 @@
-"""The frame-causal decoder as a trainable system (PAPER.md §7): frozen encoder states -> frames.
+"""The frame-causal decoder as a trainable system (paper §7): frozen encoder states -> frames.
 
     video -> frozen encoder (that of the world model config, `config.model`) -> states s_0..s_{T-1}
     s_{0..t} -> FrameDecoder -> the frames of step t, in normalize_video's pixel space
