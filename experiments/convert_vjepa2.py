@@ -10,9 +10,9 @@ Nothing is downloaded; .pt files are read with torch.load(weights_only=True).
 
 from __future__ import annotations
 
-import sys
+from absl import flags
 
-from absl import app, flags
+from experiments import cli
 
 _INPUT = flags.DEFINE_string("input", None, "A .pt checkpoint, a Hugging Face folder or a converted folder.")
 _OUTPUT = flags.DEFINE_string("output", None, "Folder to write (created if needed).")
@@ -23,24 +23,20 @@ flags.mark_flags_as_required(["input", "output"])
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    del argv  # cli.run rejects positional arguments
     import jax
 
     from lawm import weights
 
-    try:
-        spec, params = weights.load(_INPUT.value, num_heads=_NUM_HEADS.value)
-    except weights.WeightsError as error:
-        print(f"lawm-convert-vjepa2: error: {error}", file=sys.stderr)
-        sys.exit(1)
+    spec, params = weights.load(_INPUT.value, num_heads=_NUM_HEADS.value)
     output = weights.save_converted(spec, params, _OUTPUT.value)
     count = sum(x.size for x in jax.tree.leaves(params))
     print(f"Wrote {output}: {count:,} encoder parameters, {spec}")
 
 
 def run():
-    app.run(main)
+    # Weights that cannot become our encoder (lawm.weights.WeightsError, a ValueError), a missing input.
+    cli.run("lawm-convert-vjepa2", main, errors=(ValueError, FileNotFoundError, NotADirectoryError))
 
 
 if __name__ == "__main__":

@@ -12,12 +12,11 @@ can be overridden with --config.<field>=<value>, e.g. --config.eval.reference_wo
 from __future__ import annotations
 
 import os
-import sys
 
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from experiments import log_filter
+from experiments import cli, log_filter
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -33,30 +32,25 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    del argv  # cli.run rejects positional arguments
     if _FOLLOW.value and _STEP.value is not None:
         raise app.UsageError("--step and --follow are exclusive")
     from lawm.evals import runner
 
     logging.get_absl_handler().addFilter(log_filter.quiet_dependencies)
-    try:
-        runner.run(
-            _CONFIG.value,
-            _WORKDIR.value,
-            step=_STEP.value,
-            follow=_FOLLOW.value,
-            poll_seconds=_POLL.value,
-            timeout_seconds=_TIMEOUT.value,
-        )
-    except (ValueError, FileNotFoundError) as error:
-        logging.error("%s", error)
-        print(f"lawm-eval: error: {error}", file=sys.stderr)
-        sys.exit(1)
+    runner.run(
+        _CONFIG.value,
+        _WORKDIR.value,
+        step=_STEP.value,
+        follow=_FOLLOW.value,
+        poll_seconds=_POLL.value,
+        timeout_seconds=_TIMEOUT.value,
+    )
 
 
 def run():
-    app.run(main)
+    # An unknown evaluator, a workdir that is no run, a missing checkpoint: one line naming it.
+    cli.run("lawm-eval", main, errors=(ValueError, FileNotFoundError, "lawm.checkpoint.CheckpointError"))
 
 
 if __name__ == "__main__":

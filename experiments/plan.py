@@ -13,18 +13,18 @@ and of the zero- and random-action baselines, plus the plan config) and WORKDIR/
 from __future__ import annotations
 
 import os
-import sys
 
-from absl import app, flags, logging
+from absl import flags, logging
 from ml_collections import config_flags
 
-from experiments import log_filter
+from experiments import cli, log_filter
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Plan config file, PATH:PROTOCOL.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "The controller run's workdir (lawm-train --workdir).")
 flags.mark_flags_as_required(["config", "workdir"])
+
 
 def plan(config, workdir) -> dict:
     """Runs `config.protocol` on the controller run in `workdir`; writes and returns the results."""
@@ -48,19 +48,14 @@ def plan(config, workdir) -> dict:
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    del argv  # cli.run rejects positional arguments
     logging.get_absl_handler().addFilter(log_filter.quiet_dependencies)
-    try:
-        plan(_CONFIG.value, _WORKDIR.value)
-    except (ValueError, FileNotFoundError) as error:
-        logging.error("%s", error)
-        print(f"lawm-plan: error: {error}", file=sys.stderr)
-        sys.exit(1)
+    plan(_CONFIG.value, _WORKDIR.value)
 
 
 def run():
-    app.run(main)
+    # A protocol the run cannot serve, a workdir that is no controller run: one line naming it.
+    cli.run("lawm-plan", main, errors=(ValueError, FileNotFoundError, "lawm.checkpoint.CheckpointError"))
 
 
 if __name__ == "__main__":

@@ -12,12 +12,11 @@ checkpoints resumes from the newest one.
 from __future__ import annotations
 
 import os
-import sys
 
-from absl import app, flags, logging
+from absl import flags, logging
 from ml_collections import config_flags
 
-from experiments import log_filter
+from experiments import cli, log_filter
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow (TensorBoard writer only): warnings and up
 
@@ -37,26 +36,29 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    del argv  # cli.run rejects positional arguments
     logging.get_absl_handler().addFilter(log_filter.quiet_dependencies)
-    from lawm import checkpoint, distributed, train  # after flag parsing, so --help stays fast
+    from lawm import distributed, train  # after flag parsing, so --help stays fast
 
     # Before anything touches a JAX backend: join the other processes when launched as one of several.
     distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
 
     logging.info("Config:\n%s", _CONFIG.value)
-    try:
-        train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
-    except (train.ConfigError, train.NonFiniteError, checkpoint.CheckpointError) as error:
-        # A bad config or a diverged run: one clear line, no traceback to scroll through.
-        logging.error("%s", error)
-        print(f"lawm-train: error: {error}", file=sys.stderr)
-        sys.exit(1)
+    train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
 
 
 def run():
-    app.run(main)
+    # A bad config, workdir or checkpoint, or a diverged run: one line naming it, no traceback.
+    cli.run(
+        "lawm-train",
+        main,
+        errors=(
+            ValueError,  # lawm.train.ConfigError among them
+            FileNotFoundError,
+            "lawm.train.NonFiniteError",
+            "lawm.checkpoint.CheckpointError",
+        ),
+    )
 
 
 if __name__ == "__main__":

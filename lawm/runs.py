@@ -108,9 +108,12 @@ class Run:
     def restore_params(self, step: int | None = None, mesh=None) -> tuple[int, dict]:
         """(step, trainable params) of a checkpoint (the latest when step is None), FSDP-sharded on `mesh`
         (default: all devices, data-parallel)."""
-        step = self.checkpointer.latest_step() if step is None else step
-        if step is None:
+        steps = self.steps()
+        if not steps:
             raise FileNotFoundError(f"no checkpoint in {self.workdir / 'checkpoints'}")
+        step = steps[-1] if step is None else step
+        if step not in steps:
+            raise FileNotFoundError(f"no checkpoint of step {step} in {self.workdir / 'checkpoints'} (it has {steps})")
         mesh = mesh or sharding.make_mesh(dict(data=-1))
         shapes = self.checkpointer.state_shapes(step)
         abstract = sharding.abstract_like(shapes, sharding.state_shardings(shapes, mesh))
