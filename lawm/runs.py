@@ -113,7 +113,9 @@ class Run:
             raise FileNotFoundError(f"no checkpoint in {self.workdir / 'checkpoints'}")
         step = steps[-1] if step is None else step
         if step not in steps:
-            raise FileNotFoundError(f"no checkpoint of step {step} in {self.workdir / 'checkpoints'} (it has {steps})")
+            raise FileNotFoundError(
+                f"no checkpoint of step {step} in {self.workdir / 'checkpoints'} (it has {steps})"
+            )
         mesh = mesh or sharding.make_mesh(dict(data=-1))
         shapes = self.checkpointer.state_shapes(step)
         abstract = sharding.abstract_like(shapes, sharding.state_shardings(shapes, mesh))
