@@ -128,7 +128,7 @@ def _with_defaults(config) -> ml_collections.ConfigDict:
             extra = sorted(set(fields) - set(defaults[part]))
             if extra:
                 raise ValueError(
-                    f"model.{part} has no field {extra[0]!r} (valid: {', '.join(sorted(defaults[part]))})"
+                    f"model.{part} has unknown fields {extra} (valid: {', '.join(sorted(defaults[part]))})"
                 )
             given[part] = {**defaults[part], **fields}
     return ml_collections.ConfigDict({**defaults, **given})

@@ -211,7 +211,7 @@ def test_imports_and_reads_safetensors_without_torch(files):
     paths = files[2]
     code = (
         "import sys; sys.modules['torch'] = None\n"
-        "from lawm.evals import lpips\n"
+        "from lawm.models import lpips\n"
         f"params = lpips.load({paths['combined_safetensors']!r})\n"
         "assert len(params['conv']) == 5 and params['lin'][4].shape == (256,)\n"
         "try:\n"
