@@ -23,4 +23,5 @@ Dimension keys. Array names end in their shape (`states_BTNE`); one letter means
   J  CEM elites (the paper's K)                      I  CEM iterations
   Z  latents pooled over a batch for statistics (B x (T-1))                  V  codebook entries
   G  values a decoder token is unpatchified into     X  position dims of a trajectory (2 or 3)
+  Y  conditioning width (AdaLN-zero's per-step input: the world model's cond_dim)
 """

@@ -19,7 +19,8 @@ MaxText and PaLM do) include only those pairs: on average (T+1)/(2T) of a full a
 attention computes every pair and masks afterwards, so `executed=True` counts the full T x T (this is what
 XLA's cost analysis of the compiled step sees; `remat` recomputation is in neither count).
 
-Dimension keys: B clips, F frames, T state steps, N tokens per step, D width.
+Dimension keys: B clips, F frames, T state steps, N tokens per step, E state width, D width, L latent dim,
+Y conditioning width.
 """
 
 from __future__ import annotations
@@ -102,10 +103,10 @@ def train_step_flops(model_config, batch: int, frames: int, *, use_muon: bool = 
     idm_flops = 2 * idm_embed + 3 * idm_rest
 
     # World model over the T-1 context steps.
-    steps, D, C, L = T - 1, wm.width, wm.cond_dim, config.latent_dim
+    steps, D, Y, L = T - 1, wm.width, wm.cond_dim, config.latent_dim
     tokens = batch * steps * N
     wm_embed = tokens * 2 * E * D
-    conditioning = batch * steps * 2 * (L * C + C * C + wm.depth * C * 6 * D)
+    conditioning = batch * steps * 2 * (L * Y + Y * Y + wm.depth * Y * 6 * D)
     wm_rest = (
         conditioning
         + _blocks(tokens, D, wm.depth, wm.mlp_ratio, _causal_keys(steps, N, executed))

@@ -4,13 +4,16 @@ Every regularizer is a pure function
 
     fn(raw, params, *, rng, train, **hparams) -> (z, loss, metrics)
 
-- ``raw``: ``(..., R)``; all leading dims are flattened into N latents for statistics, so under a
+- ``raw``: ``(..., R)``; all leading dims are flattened into Z latents for statistics, so under a
   sharded jit the statistics are over the global batch (B x (T-1)).
-- ``params``: trainable regularizer params (``{}`` except ``discrete``: ``{"codebook": (K, L)}``).
+- ``params``: trainable regularizer params (``{}`` except ``discrete``: ``{"codebook": (V, L)}``).
 - ``z``: ``(..., L)``; ``loss``: float32 scalar; ``metrics``: float32 scalars (``discrete`` adds
-  ``code_counts``, int32 ``(K,)``), always including :func:`latent_stats` of z.
+  ``code_counts``, int32 ``(V,)``), always including :func:`latent_stats` of z.
 
 Paper §5; `sparse`'s docstring states our two deviations from its printed form.
+
+Dimension keys: R raw IDM output dim, L latent dim, Z latents pooled over a batch (B x (T-1)), V codebook
+entries.
 """
 
 from __future__ import annotations
@@ -34,24 +37,24 @@ _HIGHEST = jax.lax.Precision.HIGHEST
 
 
 def _flat(x):
-    """(..., D) -> (N, D) float32."""
+    """(..., L) -> (Z, L) float32 (any last dim: raw (..., R) -> (Z, R))."""
     return x.reshape(-1, x.shape[-1]).astype(jnp.float32)
 
 
-def _safe_norm(x_ND):
-    """Row L2 norms (N,) with gradient 0 (not NaN) at an all-zero row."""
-    sq_N = jnp.sum(x_ND * x_ND, axis=-1)
-    pos_N = sq_N > 0
-    return jnp.where(pos_N, jnp.sqrt(jnp.where(pos_N, sq_N, 1.0)), 0.0)
+def _safe_norm(x_ZL):
+    """Row L2 norms (Z,) with gradient 0 (not NaN) at an all-zero row."""
+    sq_Z = jnp.sum(x_ZL * x_ZL, axis=-1)
+    pos_Z = sq_Z > 0
+    return jnp.where(pos_Z, jnp.sqrt(jnp.where(pos_Z, sq_Z, 1.0)), 0.0)
 
 
 def latent_stats(z):
     """Shared statistics of latents z (..., L): mean L1 norm, mean L2 norm, fraction of near-zero entries."""
-    z_NL = _flat(z)
+    z_ZL = _flat(z)
     return {
-        "l1": jnp.mean(jnp.sum(jnp.abs(z_NL), axis=-1)),
-        "l2": jnp.mean(_safe_norm(z_NL)),
-        "near_zero_frac": jnp.mean((jnp.abs(z_NL) < NEAR_ZERO_THRESHOLD).astype(jnp.float32)),
+        "l1": jnp.mean(jnp.sum(jnp.abs(z_ZL), axis=-1)),
+        "l2": jnp.mean(_safe_norm(z_ZL)),
+        "near_zero_frac": jnp.mean((jnp.abs(z_ZL) < NEAR_ZERO_THRESHOLD).astype(jnp.float32)),
     }
 
 
@@ -71,13 +74,13 @@ def deterministic(raw, params, *, rng, train):
 def sparse(raw, params, *, rng, train, l1=0.01, l2=1.0, var=0.1, cov=0.001, mean=0.1, scale=1.0):
     """Energy + VCM sparsity regularizer (paper §5.1); z = raw.
 
-    With Z = raw_ND (N latents x D dims), computed in float32:
+    With z = raw flattened to z_ZL (Z latents x L dims), computed in float32:
 
-        E(z)     = l2 * max(sqrt(D) - ||z||_2, 0) + l1 * ||z||_1
-        variance = var  * (1/D) sum_d max(1 - sqrt(Var_d + 1e-4), 0)        (unbiased Var)
-        cov.     = cov  * (1/(D(D-1))) sum_{i!=j} C_ij^2                     (unbiased covariance C)
-        mean     = mean * (1/D) sum_d (mean_n Z_nd)^2
-        loss     = scale * (variance + cov. + mean + mean_n E(Z_n))
+        E(z)     = l2 * max(sqrt(L) - ||z||_2, 0) + l1 * ||z||_1
+        variance = var  * (1/L) sum_d max(1 - sqrt(Var_d + 1e-4), 0)        (unbiased Var)
+        cov.     = cov  * (1/(L(L-1))) sum_{i!=j} C_ij^2                     (unbiased covariance C)
+        mean     = mean * (1/L) sum_d (mean_n z_nd)^2
+        loss     = scale * (variance + cov. + mean + mean_n E(z_n))
 
     `scale` (not in the paper) weighs the whole regularizer against the prediction loss at once. With the
     coefficients as printed (scale 1), small models on the synthetic world learn to ignore their latents:
@@ -85,34 +88,34 @@ def sparse(raw, params, *, rng, train, l1=0.01, l2=1.0, var=0.1, cov=0.001, mean
     learned to read the latent. See experiments/configs/synthetic_eval.py for the scale that works there.
 
     Two deliberate deviations from the formulas as printed:
-      1. E uses ||z||_2, not ||z||_2^2: with unit variance per dim ||z||_2^2 ~ D >> sqrt(D), so the
+      1. E uses ||z||_2, not ||z||_2^2: with unit variance per dim ||z||_2^2 ~ L >> sqrt(L), so the
          printed hinge would never be active and could not stop the norm from shrinking.
-      2. The mean term squares the per-dim means; the printed (1/(ND)) sum_ij Z_ij is linear and
+      2. The mean term squares the per-dim means; the printed (1/(ZL)) sum_ij z_ij is linear and
          unbounded below (the model could drive it to -inf by shifting every entry down).
     """
     del params, rng, train
-    z_ND = _flat(raw)
-    n, d = z_ND.shape
+    z_ZL = _flat(raw)
+    n, d = z_ZL.shape
     energy = jnp.mean(
-        l2 * jnp.maximum(jnp.sqrt(float(d)) - _safe_norm(z_ND), 0.0) + l1 * jnp.sum(jnp.abs(z_ND), axis=-1)
+        l2 * jnp.maximum(jnp.sqrt(float(d)) - _safe_norm(z_ZL), 0.0) + l1 * jnp.sum(jnp.abs(z_ZL), axis=-1)
     )
-    mean_D = jnp.mean(z_ND, axis=0)
-    zc_ND = z_ND - mean_D
+    mean_L = jnp.mean(z_ZL, axis=0)
+    zc_ZL = z_ZL - mean_L
     # max(., 1) keeps a single-latent batch finite instead of NaN; the terms are meaningless there anyway.
-    cov_DD = jnp.matmul(zc_ND.T, zc_ND, precision=_HIGHEST) / max(n - 1, 1)
-    var_D = jnp.diagonal(cov_DD)
-    std_D = jnp.sqrt(var_D + VAR_EPS)
-    variance_loss = var * jnp.mean(jnp.maximum(1.0 - std_D, 0.0))
-    off_diag_sq = jnp.sum(cov_DD**2) - jnp.sum(var_D**2)
+    cov_LL = jnp.matmul(zc_ZL.T, zc_ZL, precision=_HIGHEST) / max(n - 1, 1)
+    var_L = jnp.diagonal(cov_LL)
+    std_L = jnp.sqrt(var_L + VAR_EPS)
+    variance_loss = var * jnp.mean(jnp.maximum(1.0 - std_L, 0.0))
+    off_diag_sq = jnp.sum(cov_LL**2) - jnp.sum(var_L**2)
     covariance_loss = cov * off_diag_sq / max(d * (d - 1), 1)
-    mean_loss = mean * jnp.mean(mean_D**2)
+    mean_loss = mean * jnp.mean(mean_L**2)
     loss = scale * (variance_loss + covariance_loss + mean_loss + energy)
     metrics = latent_stats(raw) | {
         "energy": energy,
         "variance_loss": variance_loss,
         "covariance_loss": covariance_loss,
         "mean_loss": mean_loss,
-        "std_mean": jnp.mean(jnp.sqrt(var_D)),
+        "std_mean": jnp.mean(jnp.sqrt(var_L)),
     }
     return raw, loss.astype(jnp.float32), metrics
 
@@ -130,64 +133,64 @@ def noisy(raw, params, *, rng, train, beta=5e-5):
         raise ValueError(f"noisy needs an even raw dim (mean and log-variance), got {raw.shape[-1]}")
     half = raw.shape[-1] // 2
     mu = raw[..., :half]
-    mu_NL = _flat(mu)
-    logvar_NL = jnp.clip(_flat(raw[..., half:]), LOGVAR_MIN, LOGVAR_MAX)
-    sigma_NL = jnp.exp(0.5 * logvar_NL)
+    mu_ZL = _flat(mu)
+    logvar_ZL = jnp.clip(_flat(raw[..., half:]), LOGVAR_MIN, LOGVAR_MAX)
+    sigma_ZL = jnp.exp(0.5 * logvar_ZL)
     if train:
         if rng is None:
             raise ValueError("noisy regularizer needs an rng when train=True")
         eps = jax.random.normal(rng, mu.shape, jnp.float32)
-        z = (mu.astype(jnp.float32) + sigma_NL.reshape(mu.shape) * eps).astype(raw.dtype)
+        z = (mu.astype(jnp.float32) + sigma_ZL.reshape(mu.shape) * eps).astype(raw.dtype)
     else:
         z = mu
-    kl = jnp.mean(0.5 * jnp.sum(mu_NL**2 + jnp.exp(logvar_NL) - 1.0 - logvar_NL, axis=-1))
-    metrics = latent_stats(z) | {"kl": kl, "sigma_mean": jnp.mean(sigma_NL)}
+    kl = jnp.mean(0.5 * jnp.sum(mu_ZL**2 + jnp.exp(logvar_ZL) - 1.0 - logvar_ZL, axis=-1))
+    metrics = latent_stats(z) | {"kl": kl, "sigma_mean": jnp.mean(sigma_ZL)}
     return z, (beta * kl).astype(jnp.float32), metrics
 
 
 def discrete(raw, params, *, rng, train, commitment=0.25):
-    """Vector quantisation as in UniVLA (paper §5.3): raw (..., L) -> nearest code of codebook (K, L).
+    """Vector quantisation as in UniVLA (paper §5.3): raw (..., L) -> nearest code of codebook (V, L).
 
     z = raw + sg(e - raw) (straight-through: dz/draw = I, no codebook gradient through z);
     loss = mean((sg(raw) - e)^2) + commitment * mean((raw - sg(e))^2), means over all elements, so the
-    codebook learns only from the first (codebook) term. metrics["code_counts"] (K,) int32 counts how many
+    codebook learns only from the first (codebook) term. metrics["code_counts"] (V,) int32 counts how many
     latents picked each code in this call; the trainer accumulates it for :func:`reset_dead_codes`.
     """
     del rng, train
-    codebook_KL = params["codebook"]
-    k, dim = codebook_KL.shape
+    codebook_VL = params["codebook"]
+    num_codes, dim = codebook_VL.shape
     if raw.shape[-1] != dim:
         raise ValueError(f"discrete: raw dim {raw.shape[-1]} != codebook dim {dim}")
-    x_NL = _flat(raw)
-    cb_KL = codebook_KL.astype(jnp.float32)
-    # ||x - e||^2 = ||x||^2 - 2 x.e + ||e||^2, without materialising an (N, K, L) tensor.
-    dist_NK = (
-        jnp.sum(x_NL**2, axis=-1, keepdims=True)
-        - 2.0 * jnp.matmul(x_NL, cb_KL.T, precision=_HIGHEST)
-        + jnp.sum(cb_KL**2, axis=-1)
+    x_ZL = _flat(raw)
+    cb_VL = codebook_VL.astype(jnp.float32)
+    # ||x - e||^2 = ||x||^2 - 2 x.e + ||e||^2, without materialising a (Z, V, L) tensor.
+    dist_ZV = (
+        jnp.sum(x_ZL**2, axis=-1, keepdims=True)
+        - 2.0 * jnp.matmul(x_ZL, cb_VL.T, precision=_HIGHEST)
+        + jnp.sum(cb_VL**2, axis=-1)
     )
-    idx_N = jnp.argmin(jax.lax.stop_gradient(dist_NK), axis=-1)
-    e_NL = cb_KL[idx_N]
-    e = e_NL.reshape(raw.shape)
+    idx_Z = jnp.argmin(jax.lax.stop_gradient(dist_ZV), axis=-1)
+    e_ZL = cb_VL[idx_Z]
+    e = e_ZL.reshape(raw.shape)
     z = raw + jax.lax.stop_gradient(e.astype(raw.dtype) - raw)
-    codebook_loss = jnp.mean((jax.lax.stop_gradient(x_NL) - e_NL) ** 2)
-    commitment_loss = commitment * jnp.mean((x_NL - jax.lax.stop_gradient(e_NL)) ** 2)
-    counts_K = jnp.bincount(idx_N, length=k).astype(jnp.int32)
-    p_K = counts_K.astype(jnp.float32) / x_NL.shape[0]
+    codebook_loss = jnp.mean((jax.lax.stop_gradient(x_ZL) - e_ZL) ** 2)
+    commitment_loss = commitment * jnp.mean((x_ZL - jax.lax.stop_gradient(e_ZL)) ** 2)
+    counts_V = jnp.bincount(idx_Z, length=num_codes).astype(jnp.int32)
+    p_V = counts_V.astype(jnp.float32) / x_ZL.shape[0]
     # 0 * log 0 = 0; the inner where keeps log away from 0.
-    entropy = -jnp.sum(jnp.where(p_K > 0, p_K * jnp.log(jnp.where(p_K > 0, p_K, 1.0)), 0.0))
+    entropy = -jnp.sum(jnp.where(p_V > 0, p_V * jnp.log(jnp.where(p_V > 0, p_V, 1.0)), 0.0))
     metrics = latent_stats(z) | {
         "codebook_loss": codebook_loss,
         "commitment_loss": commitment_loss,
-        "code_usage": jnp.mean((counts_K > 0).astype(jnp.float32)),
+        "code_usage": jnp.mean((counts_V > 0).astype(jnp.float32)),
         "perplexity": jnp.exp(entropy),
-        "code_counts": counts_K,
+        "code_counts": counts_V,
     }
     return z, (codebook_loss + commitment_loss).astype(jnp.float32), metrics
 
 
 def init_codebook(rng, codebook_size, latent_dim):
-    """Codebook (K, L) float32 ~ U(-1/K, 1/K), as UniVLA."""
+    """Codebook (V, L) float32 ~ U(-1/V, 1/V), as UniVLA."""
     bound = 1.0 / codebook_size
     return jax.random.uniform(rng, (codebook_size, latent_dim), jnp.float32, -bound, bound)
 
@@ -195,14 +198,14 @@ def init_codebook(rng, codebook_size, latent_dim):
 def reset_dead_codes(codebook, counts, latents, rng):
     """Re-seed codes with accumulated count 0 from latents drawn uniformly (with replacement).
 
-    codebook (K, L), counts (K,), latents (..., L) -> (new_codebook (K, L), num_reset int32 scalar).
+    codebook (V, L), counts (V,), latents (..., L) -> (new_codebook (V, L), num_reset int32 scalar).
     Used codes are returned bit-identical. Jittable: a fixed-size draw for every code, selected by where.
     """
-    lat_NL = jax.lax.stop_gradient(latents).reshape(-1, latents.shape[-1])
-    pick_K = jax.random.randint(rng, (codebook.shape[0],), 0, lat_NL.shape[0])
-    dead_K = counts == 0
-    new = jnp.where(dead_K[:, None], lat_NL[pick_K].astype(codebook.dtype), codebook)
-    return new, jnp.sum(dead_K).astype(jnp.int32)
+    lat_ZL = jax.lax.stop_gradient(latents).reshape(-1, latents.shape[-1])
+    pick_V = jax.random.randint(rng, (codebook.shape[0],), 0, lat_ZL.shape[0])
+    dead_V = counts == 0
+    new = jnp.where(dead_V[:, None], lat_ZL[pick_V].astype(codebook.dtype), codebook)
+    return new, jnp.sum(dead_V).astype(jnp.int32)
 
 
 def _no_params(rng, latent_dim):

@@ -114,4 +114,3 @@ def build(config, mesh, *, abstract_frozen: bool = False) -> Parts:
     else:
         frozen = system.frozen_params(rng, mesh)
     return Parts(system, optimizer, trainable, make_state, shardings, frozen, reset_every, rng)
-

@@ -63,7 +63,9 @@ def test_world_model_ignores_latents_at_init_and_not_after_one_step():
 
     trainable = {k: params[k] for k in TRAINABLE}
     optimizer = optax.adam(1e-2)
-    grads = jax.jit(jax.grad(lambda t: system.loss_fn({**params, **t}, {"encoder_states": s}, None)[0]))(trainable)
+    grads = jax.jit(jax.grad(lambda t: system.loss_fn({**params, **t}, {"encoder_states": s}, None)[0]))(
+        trainable
+    )
     updates, _ = optimizer.update(grads, optimizer.init(trainable), trainable)
     stepped = {**params, **optax.apply_updates(trainable, updates)}
     assert max_abs_diff(predict(stepped, s[:, :-1], z1), predict(stepped, s[:, :-1], z2)) > 1e-6

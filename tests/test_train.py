@@ -25,7 +25,9 @@ def one_step(config, mesh_config, devices):
     parts = step_lib.build(config, mesh)
     state = jax.jit(parts.make_state, out_shardings=parts.shardings)(parts.rng)
     step = jax.jit(step_lib.make_train_step(parts.system, parts.optimizer, None), donate_argnums=0)
-    new_state, metrics = step(state, parts.frozen, train.to_device(first_batch(config), mesh, parts.system.batch_keys))
+    new_state, metrics = step(
+        state, parts.frozen, train.to_device(first_batch(config), mesh, parts.system.batch_keys)
+    )
     return float(metrics["loss"]), jax.device_get(new_state["params"]), new_state
 
 

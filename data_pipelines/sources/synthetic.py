@@ -20,7 +20,8 @@ Coordinates: (y, x) in pixels, y down; pixel (i, j) covers [i, i+1) x [j, j+1). 
 radii lie on a 1/256 px grid, so float32 sums and differences are exact (below 2**16 px): a recorded action
 is bit-exactly the displacement applied.
 
-Dimension keys: F frames, H = W = image size, C = 3 colours, A = max agents, D distractors, S sprites.
+Dimension keys: F frames, H = W = image size, C = 3 colours, A action dim (2 * max_agents + 2), and one of
+our own, not in lawm's table: O sprites of one group (the agents, the distractors or the entering object).
 """
 
 from __future__ import annotations
@@ -161,8 +162,8 @@ def action_names(config: WorldConfig) -> list[str]:
 
 
 class Sprites(NamedTuple):
-    """A group of S sprites: centres (S, 2) float32 (y, x), shape ids (S,) into SHAPES, radii (S,), colours
-    (S, 3) float32."""
+    """A group of O sprites: centres (O, 2) float32 (y, x), shape ids (O,) into SHAPES, radii (O,), colours
+    (O, 3) float32."""
 
     position: np.ndarray
     shape: np.ndarray
@@ -175,17 +176,17 @@ class WorldState(NamedTuple):
 
     config: WorldConfig
     t: int  # steps taken since the first frame
-    # (P + H + 1, P + W + 1, 3) float32: a texture of period P = BACKGROUND_SCALE x H, tiled (see _texture)
+    # (period + H + 1, period + W + 1, 3) float32: a texture of period BACKGROUND_SCALE x H, tiled (_texture)
     background: np.ndarray
-    camera: np.ndarray  # (2,) float32: top-left of the view on the texture, not wrapped (mod P)
-    agents: Sprites  # A slots; the first num_agents are present, the rest have NaN positions
+    camera: np.ndarray  # (2,) float32: top-left of the view on the texture, not wrapped (mod the period)
+    agents: Sprites  # max_agents slots; the first num_agents are present, the rest have NaN positions
     num_agents: int
-    distractors: Sprites  # D sprites
-    distractor_velocity: np.ndarray  # (D, 2) float32
-    distractor_noise: np.ndarray  # (T, D, 2) float32 innovations of the velocity AR(1), used cyclically
+    distractors: Sprites  # O = num_distractors sprites
+    distractor_velocity: np.ndarray  # (O, 2) float32
+    distractor_noise: np.ndarray  # (F - 1, O, 2) float32 innovations of the velocity AR(1), used cyclically
     entering: Sprites  # 0 or 1 sprites, starting just outside the frame
-    entering_velocity: np.ndarray  # (E, 2) float32
-    entering_start: np.ndarray  # (E,) int: the step at which each starts to move
+    entering_velocity: np.ndarray  # (O, 2) float32
+    entering_start: np.ndarray  # (O,) int: the step at which each starts to move
     rotation: int = 0  # quarter turns of the camera (camera_rotation); actions are turned by it
 
 
@@ -207,32 +208,33 @@ def _grid_bound(bound):
     return math.floor(bound / QUANTUM) * QUANTUM
 
 
-def _limits(radius_S, size):
-    """Range (S, 1) of a sprite centre that keeps the sprite (and its anti-aliased edge) inside the frame."""
-    return (radius_S + 0.5)[:, None], (size - radius_S - 0.5)[:, None]
+def _limits(radius_O, size):
+    """Range (O, 1) of a sprite centre that keeps the sprite (and its anti-aliased edge) inside the frame."""
+    return (radius_O + 0.5)[:, None], (size - radius_O - 0.5)[:, None]
 
 
-def _turn(vectors_S2, quarter_turns):
-    """World-frame (dy, dx) vectors as the camera sees them after `quarter_turns` turns (np.rot90's sense:
-    (dy, dx) -> (-dx, dy) per turn; exact on the grid). Negative turns undo positive ones."""
+def _turn(vectors, quarter_turns):
+    """World-frame (dy, dx) vectors (..., 2) as the camera sees them after `quarter_turns` turns (np.rot90's
+    sense: (dy, dx) -> (-dx, dy) per turn; exact on the grid). Negative turns undo positive ones."""
     turns = quarter_turns % 4
     if turns == 0:
-        return vectors_S2
-    dy, dx = vectors_S2[..., 0], vectors_S2[..., 1]
+        return vectors
+    dy, dx = vectors[..., 0], vectors[..., 1]
     turned = {1: (-dx, dy), 2: (-dy, -dx), 3: (dx, -dy)}[turns]
-    return np.stack(turned, axis=-1).astype(vectors_S2.dtype)
+    return np.stack(turned, axis=-1).astype(vectors.dtype)
 
 
-def _reflect(target_S2, low_S1, high_S1):
+def _reflect(target_O2, low_O1, high_O1):
     """Mirrors positions that crossed a wall back inside; returns them and which components bounced."""
-    below, above = target_S2 < low_S1, target_S2 > high_S1
-    target_S2 = np.where(below, 2 * low_S1 - target_S2, np.where(above, 2 * high_S1 - target_S2, target_S2))
-    return _clip(target_S2, low_S1, high_S1), below | above
+    below, above = target_O2 < low_O1, target_O2 > high_O1
+    target_O2 = np.where(below, 2 * low_O1 - target_O2, np.where(above, 2 * high_O1 - target_O2, target_O2))
+    return _clip(target_O2, low_O1, high_O1), below | above
 
 
 @functools.lru_cache(maxsize=64)
 def _action_bounds(config):
-    """Per-row bound (A + 1, 1) of an action reshaped to (A + 1, 2): agent speed, then pan."""
+    """Per-row bound (max_agents + 1, 1) of an action reshaped to (max_agents + 1, 2): agent speed, then
+    pan."""
     pan = _grid_bound(config.max_pan) if config.camera_pan else 0.0
     bounds = np.array([_grid_bound(config.max_speed)] * config.max_agents + [pan], np.float32)[:, None]
     bounds.flags.writeable = False  # shared by every call
@@ -240,7 +242,7 @@ def _action_bounds(config):
 
 
 def step(state: WorldState, action) -> WorldState:
-    """Applies an action (2A + 2,): agent displacements then pan, as in `generate`; advances the rest.
+    """Applies an action (A,): agent displacements then pan, as in `generate`; advances the rest.
 
     The displacement applied is the action clipped to the speed bounds (pan is 0 when camera_pan is off),
     rounded to the 1/256 px grid, turned by the camera's rotation (world frame -> frame) and clipped so
@@ -485,20 +487,20 @@ def _draw_horizon(frames_FHWC, quarter_turns):
     frames_FHWC[band[quarter_turns % 4]] = HORIZON_COLOR
 
 
-def _render(state, camera_F2, agents_FA2, distractors_FD2, entering_FE2):
+def _render(state, camera_F2, agents_FO2, distractors_FO2, entering_FO2):
     """Frames (F, H, W, 3) uint8 of a world whose sprites and camera follow the given trajectories."""
     frames = _sample_background(state.background, camera_F2, state.config.image_size)
     layers = [
-        (distractors_FD2, state.distractors),
-        (entering_FE2, state.entering),
-        (agents_FA2[:, : state.num_agents], state.agents),
+        (distractors_FO2, state.distractors),
+        (entering_FO2, state.entering),
+        (agents_FO2[:, : state.num_agents], state.agents),
     ]
     period = state.config.agent_pattern_period
-    for layer, (positions_FS2, sprites) in enumerate(layers):
+    for layer, (positions_FO2, sprites) in enumerate(layers):
         pattern = state.config.agent_pattern if layer == len(layers) - 1 else 0.0
-        for i in range(positions_FS2.shape[1]):
+        for i in range(positions_FO2.shape[1]):
             shape, radius, color = sprites.shape[i], sprites.radius[i], sprites.color[i]
-            _draw(frames, positions_FS2[:, i], shape, radius, color, pattern, period)
+            _draw(frames, positions_FO2[:, i], shape, radius, color, pattern, period)
     if state.config.camera_rotation:
         _draw_horizon(frames, state.rotation)
     frames += 0.5  # round to nearest; values stay in [0, 255]: every step is a convex combination
@@ -519,8 +521,8 @@ def generate(config: WorldConfig, seed: int, index: int) -> dict:
 
     Returns a dict of numpy arrays (and one int):
       video: (F, H, W, 3) uint8.
-      actions: (F-1, 2A + 2) float32 (action_dim(config), A = max_agents); row t takes frame t to t+1:
-        [agent_0 (dy, dx), ..., agent_{A-1} (dy, dx), camera pan (dy, dx)], in pixels, in the world's
+      actions: (F-1, A) float32 (A = action_dim(config) = 2 * max_agents + 2); row t takes frame t to t+1:
+        [agent_0 (dy, dx), ..., agent_{max_agents-1} (dy, dx), camera pan (dy, dx)], in pixels, in the world's
         frame (the frame's unless camera_rotation: then turned as `_turn` says by the clip's
         `initial_state(...).rotation`). Absent agents' entries are 0. A positive pan moves the camera
         down / right, so the background moves up / left in the frame; it is 0 throughout when camera_pan

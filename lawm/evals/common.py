@@ -9,7 +9,8 @@ An evaluator is a module under lawm/evals/ with
 prefixed with the evaluator's name. Pictures go to `context.picture_dir` when it is set and a decoder is
 given.
 
-Dimension keys: B clips, T state steps, N tokens per step, E state dim, L latent dim, H horizon.
+Dimension keys: B clips, F frames, H/W pixels, A action dim, T state steps, N tokens per step, E state dim,
+L latent dim, P rollout steps (the horizon).
 """
 
 from __future__ import annotations
@@ -33,9 +34,9 @@ class Context:
     picture_dir: Any = None  # epath.Path or None
 
 
-def l1_per_step(prediction_BHNE, target_BHNE):
-    """Mean absolute error per clip and step: (B, H)."""
-    return jnp.abs(prediction_BHNE.astype(jnp.float32) - target_BHNE.astype(jnp.float32)).mean(axis=(-2, -1))
+def l1_per_step(prediction_BPNE, target_BPNE):
+    """Mean absolute error per clip and step: (B, P)."""
+    return jnp.abs(prediction_BPNE.astype(jnp.float32) - target_BPNE.astype(jnp.float32)).mean(axis=(-2, -1))
 
 
 def partner(x):

@@ -9,7 +9,7 @@ On held-out clips, next-state prediction error (L1, teacher-forced) with
 Where the data has true actions, a ridge probe from latents to each action component, fit on half of the
 clips and scored (R^2) on the other half.
 
-Dimension keys: B clips, T state steps, L latent dim, A action dim.
+Dimension keys: B clips, F frames, T state steps, L latent dim, A action dim.
 """
 
 from __future__ import annotations

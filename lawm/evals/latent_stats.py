@@ -2,7 +2,7 @@
 
 Mean L1 / L2 norms and the fraction of near-zero entries (every regularizer); the KL to the N(0, I) prior
 and the posterior std (noisy); code usage (fraction of the codebook picked at least once) and perplexity
-(exp of the entropy of code frequencies: K when all codes are used equally, 1 when one code is) (discrete).
+(exp of the entropy of code frequencies: V when all codes are used equally, 1 when one code is) (discrete).
 Latents are taken in evaluation mode, as the planner and the controllers see them.
 """
 
@@ -27,8 +27,8 @@ def _stats_fn(system):
     return stats
 
 
-def code_usage(counts_K) -> dict:
-    counts = np.asarray(counts_K, np.float64)
+def code_usage(counts_V) -> dict:
+    counts = np.asarray(counts_V, np.float64)
     p = counts / max(counts.sum(), 1.0)
     entropy = -np.sum(np.where(p > 0, p * np.log(np.where(p > 0, p, 1.0)), 0.0))
     return {"code_usage": float((counts > 0).mean()), "code_perplexity": float(np.exp(entropy))}

@@ -38,8 +38,8 @@ def _decode_fn(system):
     return jax.jit(lambda params, states: to_uint8(system.decode(params, states)))
 
 
-def decode_rollouts(decoder: common.Model, context_BCNE, rollouts: dict) -> dict:
-    """{name: predicted states (B, H, N, E) or None} -> {name: decoded frames (B, H, h, w, 3) uint8}.
+def decode_rollouts(decoder: common.Model, context_BTNE, rollouts: dict) -> dict:
+    """{name: predicted states (B, P, N, E) or None} -> {name: decoded frames (B, P, H, W, 3) uint8}.
 
     The decoder sees the true context first, as it is frame-causal and was trained on whole clips."""
     k = frames_per_state(decoder.system)
@@ -47,9 +47,9 @@ def decode_rollouts(decoder: common.Model, context_BCNE, rollouts: dict) -> dict
     for name, rolled in rollouts.items():
         if rolled is None:
             continue
-        states = jnp.concatenate([context_BCNE, rolled.astype(context_BCNE.dtype)], axis=1)
+        states = jnp.concatenate([context_BTNE, rolled.astype(context_BTNE.dtype)], axis=1)
         frames = np.asarray(_decode_fn(decoder.system)(decoder.params, states))
-        out[name] = frames[:, k - 1 :: k][:, context_BCNE.shape[1] :]
+        out[name] = frames[:, k - 1 :: k][:, context_BTNE.shape[1] :]
     return out
 
 

@@ -16,7 +16,8 @@ variants with one call signature, `controller(states_BTNE, actions_BTA, grid_hw)
 Each step is independent: T is folded into the batch, so step t sees exactly (s_t, a_t).
 
 Dimension keys: B batch, T steps, N tokens per step (an h x w grid), E state dim, A action dim, D width,
-L latent dim, H heads, K head dim.
+L latent dim, M heads, K head dim, S context tokens of the cross-attention (its keys: a state's N tokens);
+its queries are the one action token (B, 1, D).
 """
 
 from __future__ import annotations
@@ -71,7 +72,10 @@ class ActionMlp(nnx.Module):
 
 
 class CrossAttention(nnx.Module):
-    """Multi-head attention of query tokens (B, Q, D) over context tokens (B, S, D); no RoPE, no mask."""
+    """Multi-head attention of query tokens over context tokens (B, S, D); no RoPE, no mask.
+
+    The queries are named x_B1D: the adapter has one (the action token); any number of them works alike.
+    """
 
     def __init__(
         self,
@@ -94,14 +98,14 @@ class CrossAttention(nnx.Module):
         self.value = nnx.Linear(width, width, use_bias=qkv_bias, **linear)
         self.proj = nnx.Linear(width, width, **linear)
 
-    def __call__(self, x_BQD, context_BSD):
-        B, Q, D = x_BQD.shape
+    def __call__(self, x_B1D, context_BSD):
+        B, queries, D = x_B1D.shape
         S = context_BSD.shape[1]
-        q_BQHK = self.query(x_BQD).reshape(B, Q, self.num_heads, self.head_dim)
-        k_BSHK = self.key(context_BSD).reshape(B, S, self.num_heads, self.head_dim)
-        v_BSHK = self.value(context_BSD).reshape(B, S, self.num_heads, self.head_dim)
-        out_BQHK = layers.dot_product_attention(q_BQHK, k_BSHK, v_BSHK)
-        return self.proj(out_BQHK.reshape(B, Q, D))
+        q_B1MK = self.query(x_B1D).reshape(B, queries, self.num_heads, self.head_dim)
+        k_BSMK = self.key(context_BSD).reshape(B, S, self.num_heads, self.head_dim)
+        v_BSMK = self.value(context_BSD).reshape(B, S, self.num_heads, self.head_dim)
+        out_B1MK = layers.dot_product_attention(q_B1MK, k_BSMK, v_BSMK)
+        return self.proj(out_B1MK.reshape(B, queries, D))
 
 
 class CrossAttentionBlock(nnx.Module):
@@ -117,9 +121,9 @@ class CrossAttentionBlock(nnx.Module):
         self.norm_mlp = layers.layer_norm(width, **kw)
         self.mlp = layers.Mlp(width, int(width * mlp_ratio), **kw)
 
-    def __call__(self, x_BQD, context_BSD):
-        x_BQD = x_BQD + self.attention(self.norm_query(x_BQD), self.norm_context(context_BSD))
-        return x_BQD + self.mlp(self.norm_mlp(x_BQD))
+    def __call__(self, x_B1D, context_BSD):
+        x_B1D = x_B1D + self.attention(self.norm_query(x_B1D), self.norm_context(context_BSD))
+        return x_B1D + self.mlp(self.norm_mlp(x_B1D))
 
 
 class CrossAttentionAdapter(nnx.Module):

@@ -1,7 +1,8 @@
 """The frame-causal video decoder (paper §7): states back to frames, for inspection and LPIPS only.
 
 Dimension keys: B batch, T state steps, N tokens per step (an h x w grid), E state dim, D width,
-F frames (F = T * k, k the tubelet size), H/W pixels, C channels (3), P values per token (k*p*p*3).
+F frames (F = T * k, k the tubelet size), H/W pixels, C channels (3), G values per token (k*p*p*3),
+S tokens in the attention sequence (S = T*N).
 
 The paper reuses the encoder's ViT with RoPE and adds a linear patch-to-pixels layer; we do the same with
 the shared blocks:
@@ -77,9 +78,9 @@ class FrameDecoder(nnx.Module):
         B, T, N, E = states_BTNE.shape
         layers.check_grid(N, grid_hw)
         rope, mask = layers.grid_rope_and_mask(T, grid_hw, self.spec.head_dim)
-        x_BLD = self.spec.run(self.blocks, self.embed(states_BTNE.reshape(B, T * N, E)), rope, mask)
-        out_BLP = self.head(self.norm(x_BLD)).astype(jnp.float32)
+        x_BSD = self.spec.run(self.blocks, self.embed(states_BTNE.reshape(B, T * N, E)), rope, mask)
+        out_BSG = self.head(self.norm(x_BSD)).astype(jnp.float32)
         (h, w), k, p, C = grid_hw, self.tubelet_size, self.patch_size, self.out_channels
         # Token (t, i, j) holds the pixel cube frames t*k.., rows i*p.., columns j*p.. (as the Conv3d).
-        cubes = out_BLP.reshape(B, T, h, w, k, p, p, C)
+        cubes = out_BSG.reshape(B, T, h, w, k, p, p, C)
         return cubes.transpose(0, 1, 4, 2, 5, 3, 6, 7).reshape(B, T * k, h * p, w * p, C)

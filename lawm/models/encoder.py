@@ -1,6 +1,7 @@
 """The frozen video encoder: a V-JEPA 2 ViT that turns clips into states.
 
-Dimension keys: B batch, F frames, Hp/Wp pixels, T state steps, N tokens per step, D width.
+Dimension keys: B batch, F frames, H/W pixels (Hp/Wp in code), C channels, T state steps, N tokens per step,
+D width (the states' E).
 
 `causal` decides what a state may see:
   "tubelet"    block-causal attention over tubelet steps: state t sees frames of tubelets <= t only

@@ -1,8 +1,9 @@
 """Transformer building blocks shared by the models of lawm.models (encoder, IDM, world model, decoder,
 controller), and what they are assembled with alike (`TransformerSpec`, the grid and step checks).
 
-Dimension keys: B batch, L tokens in a sequence, T time steps, N tokens per step (L = T*N),
-D width, H attention heads, K head dim, C conditioning dim.
+Dimension keys: B batch, S tokens in an attention sequence (a clip's S = T*N), T time steps, N tokens per
+step, D width, M attention heads, K head dim, Y conditioning width. Attention's keys are a sequence too:
+q_BSMK (S queries) attends k_BSMK (S' keys, S' = S in self-attention), through a (S, S') mask_SS.
 
 Tokens of a video are always flattened in (time, height, width) order, as V-JEPA 2's Conv3d patch
 embedding does; positions for RoPE come from the actual token grid, so any grid size works.
@@ -37,7 +38,7 @@ def embedding_init():
 # 3D rotary position embedding (V-JEPA 2 layout)
 # ------------------------------------------------------------------------------------------------
 def token_positions(steps: int, height: int, width: int) -> np.ndarray:
-    """(t, h, w) position of every token of a (steps, height, width) grid, flattened in that order: (L, 3)."""
+    """(t, h, w) position of every token of a (steps, height, width) grid, flattened in that order: (S, 3)."""
     t, h, w = np.meshgrid(np.arange(steps), np.arange(height), np.arange(width), indexing="ij")
     return np.stack([t.ravel(), h.ravel(), w.ravel()], axis=-1).astype(np.int32)
 
@@ -47,8 +48,8 @@ def rope_axis_dim(head_dim: int) -> int:
     return 2 * ((head_dim // 3) // 2)
 
 
-def rope_tables(positions_L3, head_dim: int) -> tuple[jax.Array, jax.Array]:
-    """cos / signed-sin tables (L, head_dim) for `apply_rope`; spare dims get cos 1, sin 0 (unrotated).
+def rope_tables(positions_S3, head_dim: int) -> tuple[jax.Array, jax.Array]:
+    """cos / signed-sin tables (S, K) for `apply_rope`; spare dims get cos 1, sin 0 (unrotated).
 
     Reproduces the reference exactly, quirk included: for each axis the frequencies
     w_i = 1/10000**(i/(d/2)), i < d/2, are *tiled* [w_0..w_{d/2-1}, w_0..w_{d/2-1}] over the axis's d dims
@@ -56,33 +57,33 @@ def rope_tables(positions_L3, head_dim: int) -> tuple[jax.Array, jax.Array]:
     were trained this way (facebookresearch/vjepa2 `rotate_queries_or_keys`, copied by transformers).
     """
     d = rope_axis_dim(head_dim)
-    positions_L3 = jnp.asarray(positions_L3, jnp.float32)
+    positions_S3 = jnp.asarray(positions_S3, jnp.float32)
     omega = 1.0 / ROPE_BASE ** (jnp.arange(d // 2, dtype=jnp.float32) / (d / 2.0))
-    angles_LR = jnp.concatenate(
-        [jnp.tile(positions_L3[:, axis, None] * omega, (1, 2)) for axis in range(3)], -1
+    angles = jnp.concatenate(  # (S, 3d): the rotated dims of a head
+        [jnp.tile(positions_S3[:, axis, None] * omega, (1, 2)) for axis in range(3)], -1
     )
     # The partner of dim 2j is -x[2j+1] and of dim 2j+1 is x[2j]: fold the sign into the sin table.
-    sign_R = jnp.tile(jnp.array([-1.0, 1.0], jnp.float32), 3 * d // 2)
+    sign = jnp.tile(jnp.array([-1.0, 1.0], jnp.float32), 3 * d // 2)
     spare = head_dim - 3 * d
-    cos = jnp.pad(jnp.cos(angles_LR), ((0, 0), (0, spare)), constant_values=1.0)
-    sin = jnp.pad(jnp.sin(angles_LR) * sign_R, ((0, 0), (0, spare)))
+    cos = jnp.pad(jnp.cos(angles), ((0, 0), (0, spare)), constant_values=1.0)
+    sin = jnp.pad(jnp.sin(angles) * sign, ((0, 0), (0, spare)))
     return cos, sin
 
 
-def apply_rope(x_BLHK, cos_LK, sin_LK):
+def apply_rope(x_BSMK, cos_SK, sin_SK):
     """x * cos + partner(x) * sin, where partner swaps the dims of each adjacent pair; all elementwise."""
-    K = x_BLHK.shape[-1]
-    padded = jnp.pad(x_BLHK, [(0, 0)] * (x_BLHK.ndim - 1) + [(0, K % 2)])  # an odd K gets a spare 0 dim
+    K = x_BSMK.shape[-1]
+    padded = jnp.pad(x_BSMK, [(0, 0)] * (x_BSMK.ndim - 1) + [(0, K % 2)])  # an odd K gets a spare 0 dim
     pairs = padded.reshape(*padded.shape[:-1], -1, 2)
     partner = pairs[..., ::-1].reshape(padded.shape)[..., :K]
-    cos = cos_LK[:, None, :].astype(x_BLHK.dtype)
-    sin = sin_LK[:, None, :].astype(x_BLHK.dtype)
-    return x_BLHK * cos + partner * sin
+    cos = cos_SK[:, None, :].astype(x_BSMK.dtype)
+    sin = sin_SK[:, None, :].astype(x_BSMK.dtype)
+    return x_BSMK * cos + partner * sin
 
 
-def block_causal_mask(step_of_token_L) -> jax.Array:
-    """(L, L) boolean mask: a token at step t attends to every token at steps <= t (full within a step)."""
-    step = jnp.asarray(step_of_token_L)
+def block_causal_mask(step_of_token_S) -> jax.Array:
+    """(S, S) boolean mask: a token at step t attends to every token at steps <= t (full within a step)."""
+    step = jnp.asarray(step_of_token_S)
     return step[:, None] >= step[None, :]
 
 
@@ -100,29 +101,29 @@ def check_one_of(name: str, value, choices) -> None:
         raise ValueError(f"{name} must be one of {tuple(choices)}, got {value!r}")
 
 
-def dot_product_attention(q_BLHK, k_BSHK, v_BSHK, mask_LS=None, implementation: str = "auto"):
-    """Softmax attention, (B, L, H, K) layout.
+def dot_product_attention(q_BSMK, k_BSMK, v_BSMK, mask_SS=None, implementation: str = "auto"):
+    """Softmax attention, (B, S, M, K) layout: S queries attend S' keys (mask (S, S')).
 
     "fused": jax.nn.dot_product_attention, letting XLA pick the kernel; "cudnn": the same, requiring
     cuDNN's fused flash-attention kernel (GPU, bf16/fp16 inputs; fails elsewhere rather than falling back);
     "einsum": two einsums around a softmax. On CPU, XLA runs the latter about 1.9x faster than the fused
-    entry point's grouped-query layout (7.5 vs 14.0 ms for 12 calls at B=2, L=512, H=6, K=64; see
+    entry point's grouped-query layout (7.5 vs 14.0 ms for 12 calls at B=2, S=512, M=6, K=64; see
     benchmarks/RESULTS.md), so "auto" picks "einsum" on CPU and "fused" on accelerators.
     """
     if implementation == "auto":
         implementation = "einsum" if jax.default_backend() == "cpu" else "fused"
     if implementation in ("fused", "cudnn"):
-        mask = None if mask_LS is None else mask_LS[None, None]
+        mask = None if mask_SS is None else mask_SS[None, None]
         kernel = "cudnn" if implementation == "cudnn" else None
-        return jax.nn.dot_product_attention(q_BLHK, k_BSHK, v_BSHK, mask=mask, implementation=kernel)
+        return jax.nn.dot_product_attention(q_BSMK, k_BSMK, v_BSMK, mask=mask, implementation=kernel)
     check_one_of("attention", implementation, ATTENTION_IMPLEMENTATIONS)
-    logits_BHLS = jnp.einsum("blhk,bshk->bhls", q_BLHK, k_BSHK) / np.sqrt(q_BLHK.shape[-1]).astype(
-        q_BLHK.dtype
+    logits_BMSS = jnp.einsum("bsmk,btmk->bmst", q_BSMK, k_BSMK) / np.sqrt(q_BSMK.shape[-1]).astype(
+        q_BSMK.dtype
     )
-    if mask_LS is not None:
-        logits_BHLS = jnp.where(mask_LS, logits_BHLS, jnp.finfo(logits_BHLS.dtype).min)
-    weights = jax.nn.softmax(logits_BHLS.astype(jnp.float32), axis=-1).astype(v_BSHK.dtype)
-    return jnp.einsum("bhls,bshk->blhk", weights, v_BSHK)
+    if mask_SS is not None:
+        logits_BMSS = jnp.where(mask_SS, logits_BMSS, jnp.finfo(logits_BMSS.dtype).min)
+    weights = jax.nn.softmax(logits_BMSS.astype(jnp.float32), axis=-1).astype(v_BSMK.dtype)
+    return jnp.einsum("bmst,btmk->bsmk", weights, v_BSMK)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -155,14 +156,14 @@ class Attention(nnx.Module):
         self.value = nnx.Linear(width, width, use_bias=qkv_bias, **linear)
         self.proj = nnx.Linear(width, width, **linear)
 
-    def __call__(self, x_BLD, rope=None, mask_LL=None):
-        B, L, D = x_BLD.shape
-        split = lambda y: y.reshape(B, L, self.num_heads, self.head_dim)  # noqa: E731
-        q, k, v = split(self.query(x_BLD)), split(self.key(x_BLD)), split(self.value(x_BLD))
+    def __call__(self, x_BSD, rope=None, mask_SS=None):
+        B, S, D = x_BSD.shape
+        split = lambda y: y.reshape(B, S, self.num_heads, self.head_dim)  # noqa: E731
+        q, k, v = split(self.query(x_BSD)), split(self.key(x_BSD)), split(self.value(x_BSD))
         if rope is not None:
             q, k = apply_rope(q, *rope), apply_rope(k, *rope)
-        out_BLHK = dot_product_attention(q, k, v, mask_LL, self.implementation)
-        return self.proj(out_BLHK.reshape(B, L, D))
+        out_BSMK = dot_product_attention(q, k, v, mask_SS, self.implementation)
+        return self.proj(out_BSMK.reshape(B, S, D))
 
 
 class Mlp(nnx.Module):
@@ -210,9 +211,9 @@ class Block(nnx.Module):
         self.norm2 = layer_norm(width, **kw)
         self.mlp = Mlp(width, int(width * mlp_ratio), **kw)
 
-    def __call__(self, x_BLD, rope=None, mask_LL=None):
-        x_BLD = x_BLD + self.attention(self.norm1(x_BLD), rope, mask_LL)
-        return x_BLD + self.mlp(self.norm2(x_BLD))
+    def __call__(self, x_BSD, rope=None, mask_SS=None):
+        x_BSD = x_BSD + self.attention(self.norm1(x_BSD), rope, mask_SS)
+        return x_BSD + self.mlp(self.norm2(x_BSD))
 
 
 class AdaLNZeroBlock(nnx.Module):
@@ -245,21 +246,21 @@ class AdaLNZeroBlock(nnx.Module):
         self.mlp = Mlp(width, int(width * mlp_ratio), **kw)
         self.modulation = nnx.Linear(cond_dim, 6 * width, kernel_init=nnx.initializers.zeros_init(), **kw)
 
-    def __call__(self, x_BLD, cond_BTC, rope=None, mask_LL=None):
-        B, L, D = x_BLD.shape
-        T = cond_BTC.shape[1]
-        if L % T:
-            raise ValueError(f"{L} tokens do not split into {T} conditioned steps")
+    def __call__(self, x_BSD, cond_BTY, rope=None, mask_SS=None):
+        B, S, D = x_BSD.shape
+        T = cond_BTY.shape[1]
+        if S % T:
+            raise ValueError(f"{S} tokens do not split into {T} conditioned steps")
 
-        def per_token(m_BTD):  # (B, T, D) -> (B, L, D): step t's value repeated over its L/T tokens
-            return jnp.repeat(m_BTD, L // T, axis=1)
+        def per_token(m_BTD):  # (B, T, D) -> (B, S, D): step t's value repeated over its S/T tokens
+            return jnp.repeat(m_BTD, S // T, axis=1)
 
-        mods = jnp.split(self.modulation(jax.nn.silu(cond_BTC)), 6, axis=-1)
+        mods = jnp.split(self.modulation(jax.nn.silu(cond_BTY)), 6, axis=-1)
         shift_a, scale_a, gate_a, shift_m, scale_m, gate_m = map(per_token, mods)
-        h = self.norm1(x_BLD) * (1 + scale_a) + shift_a
-        x_BLD = x_BLD + gate_a * self.attention(h, rope, mask_LL)
-        h = self.norm2(x_BLD) * (1 + scale_m) + shift_m
-        return x_BLD + gate_m * self.mlp(h)
+        h = self.norm1(x_BSD) * (1 + scale_a) + shift_a
+        x_BSD = x_BSD + gate_a * self.attention(h, rope, mask_SS)
+        h = self.norm2(x_BSD) * (1 + scale_m) + shift_m
+        return x_BSD + gate_m * self.mlp(h)
 
 
 def run_blocks(blocks, x, *args, remat: str = "none", scan: bool = False):

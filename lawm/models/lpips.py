@@ -17,7 +17,9 @@ with a one-line ValueError naming the file and key.
 non-negative 1x1 linear layers, spatial mean, summed over layers. It is jittable and differentiable (a
 perceptual loss; where a feature vector is exactly zero, the ReLU's gradient keeps the result finite).
 
-Dimension keys: B images, H height, W width, C channels; I/O conv input/output channels.
+Dimension keys: B images, H height, W width, C channels (colours, or a feature map's). The conv params keep
+XLA's kernel layout name in their keys, "w_HWIO" and "b_O" (kernel height, width, input and output
+channels): a layout string of jax.lax.conv_general_dilated, not lawm's keys.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """World model p_psi: predicts s_{t+1} from s_{0..t} and the latent actions z_{0..t}.
 
 Dimension keys: B batch, T steps, N tokens per step (an h x w grid), E state dim, D width, L latent dim,
-C conditioning dim.
+Y conditioning width (cond_dim).
 """
 
 from __future__ import annotations
@@ -50,9 +50,9 @@ class WorldModel(nnx.Module):
         B, T, N, E = states_BTNE.shape
         layers.check_one_per_step(states_BTNE, latents_BTL, "latent")
         layers.check_grid(N, grid_hw)
-        cond_BTC = self.latent_embed2(jax.nn.silu(self.latent_embed1(latents_BTL)))
+        cond_BTY = self.latent_embed2(jax.nn.silu(self.latent_embed1(latents_BTL)))
         rope, mask = layers.grid_rope_and_mask(T, grid_hw, self.spec.head_dim)
         x = self.embed(states_BTNE.reshape(B, T * N, E))
-        x = self.spec.run(self.blocks, x, cond_BTC, rope, mask)
+        x = self.spec.run(self.blocks, x, cond_BTY, rope, mask)
         out = self.head(self.norm(x)).reshape(B, T, N, E)
         return states_BTNE.astype(out.dtype) + out if self.residual else out

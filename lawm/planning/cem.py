@@ -1,14 +1,14 @@
 """Cross-Entropy Method (CEM) planning over real-action sequences (paper §8.6-8.7), in pure JAX.
 
-CEM keeps a diagonal Gaussian over action sequences (H, A). Each iteration draws N sequences, clips them to
-the action bounds, scores them with a batched cost function, and refits the Gaussian to the K lowest-cost
+CEM keeps a diagonal Gaussian over action sequences (P, A). Each iteration draws Q sequences, clips them to
+the action bounds, scores them with a batched cost function, and refits the Gaussian to the J lowest-cost
 ("elite") sequences (optionally with momentum). After I iterations it returns either the best sequence seen
 (the paper: "select the first action of the best sequence") or the final mean (the [JWM] code's choice).
 
-The planner knows nothing about models. The caller supplies `cost_fn(actions_NHA, *cost_args) -> costs_N`,
-batched over the N samples; `rollout_cost` builds one from a per-sample `step_fn` (lax.scan over the horizon,
+The planner knows nothing about models. The caller supplies `cost_fn(actions_QPA, *cost_args) -> costs_Q`,
+batched over the Q samples; `rollout_cost` builds one from a per-sample `step_fn` (lax.scan over the horizon,
 vmap over samples) and `goal_cost`. For the latent world model, step_fn is Eq. 2:
-ŝ_{i+1} = p(ŝ_i, c(a_i, ŝ_i)), and the cost is Eq. 1: ‖s_g - ŝ_{t+H}‖₂.
+ŝ_{i+1} = p(ŝ_i, c(a_i, ŝ_i)), and the cost is Eq. 1: ‖s_g - ŝ_{t+P}‖₂.
 
 Compilation: `cem` is jitted with cost_fn, action_dim and config static (cost_fn is hashed by identity).
 Pass per-episode data (params, start state, goal) through `cost_args`, not a fresh closure, so every
@@ -22,7 +22,8 @@ the choice only changes reported cost values.
 `receding_horizon` is the plain-Python outer loop: plan, execute the first k actions in a real simulator
 (or a model), re-plan from the new observation.
 
-Dimension keys: N samples, K elites, I iterations, H horizon, A action dim.
+Dimension keys: Q samples, J elites, I iterations, P horizon (planned steps), A action dim; the paper calls
+them N, K, I and H.
 """
 
 from __future__ import annotations
@@ -49,7 +50,8 @@ def _bound(value, name):
 
 @dataclasses.dataclass(frozen=True)
 class CemConfig:
-    """CEM settings. Defaults: the paper's DROID protocol (N 300, K 10, I 15, H 3, N(0, 1), best sample).
+    """CEM settings. Defaults: the paper's DROID protocol (the paper's N 300, K 10, I 15, H 3, i.e. Q, J, I, P
+    here; N(0, 1), best sample).
 
     action_low / action_high: scalars or per-dimension sequences (length A); every sample (and the initial
     and returned mean) is clipped to them. momentum: mean, std <- momentum * old + (1 - momentum) * elite
@@ -110,11 +112,11 @@ def cem(
     init_mean: jax.Array | None = None,
     cost_args: Sequence = (),
 ) -> tuple[jax.Array, dict]:
-    """Minimises cost_fn(actions_NHA, *cost_args) -> (N,) over action sequences: (actions_HA, info).
+    """Minimises cost_fn(actions_QPA, *cost_args) -> (Q,) over action sequences: (actions_PA, info).
 
-    init_mean (H, A) overrides config.init_mean (e.g. a warm start from the previous plan, `shift_plan`).
-    NaN costs count as +inf. info: "mean", "std" (H, A) of the final Gaussian; "best_actions" (H, A) and
-    "best_cost" () over all iterations; "elites" (K, H, A) and "elite_costs" (K,) of the last iteration
+    init_mean (P, A) overrides config.init_mean (e.g. a warm start from the previous plan, `shift_plan`).
+    NaN costs count as +inf. info: "mean", "std" (P, A) of the final Gaussian; "best_actions" (P, A) and
+    "best_cost" () over all iterations; "elites" (J, P, A) and "elite_costs" (J,) of the last iteration
     (sorted, best first); "best_cost_per_iteration", "elite_cost_per_iteration" (I,) (the latter the mean
     over the elites).
     """
@@ -123,59 +125,59 @@ def cem(
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 2))
 def _cem(cost_fn, action_dim, config, rng, init_mean, cost_args):
-    H, A, N, K = config.horizon, action_dim, config.num_samples, config.num_elites
+    P, A, Q, J = config.horizon, action_dim, config.num_samples, config.num_elites
     low_A, high_A = config.bounds(A)
     clip = lambda x: jnp.clip(x, low_A, high_A)  # noqa: E731
     if init_mean is None:
-        mean_HA = jnp.full((H, A), config.init_mean, jnp.float32)
+        mean_PA = jnp.full((P, A), config.init_mean, jnp.float32)
     else:
-        mean_HA = jnp.asarray(init_mean, jnp.float32)
-        if mean_HA.shape != (H, A):
-            raise ValueError(f"init_mean must have shape {(H, A)}, got {mean_HA.shape}")
-    mean_HA = clip(mean_HA)
-    std_HA = jnp.full((H, A), config.init_std, jnp.float32)
+        mean_PA = jnp.asarray(init_mean, jnp.float32)
+        if mean_PA.shape != (P, A):
+            raise ValueError(f"init_mean must have shape {(P, A)}, got {mean_PA.shape}")
+    mean_PA = clip(mean_PA)
+    std_PA = jnp.full((P, A), config.init_std, jnp.float32)
     m = config.momentum
 
     def iteration(carry, key):
-        mean_HA, std_HA, best_HA, best_cost, _, _ = carry
-        samples_NHA = clip(mean_HA + std_HA * jax.random.normal(key, (N, H, A), jnp.float32))
-        costs_N = jnp.asarray(cost_fn(samples_NHA, *cost_args), jnp.float32)
-        if costs_N.shape != (N,):
-            raise ValueError(f"cost_fn must return ({N},) costs, got {costs_N.shape}")
-        costs_N = jnp.where(jnp.isnan(costs_N), jnp.inf, costs_N)
-        neg_costs_K, elite_idx_K = jax.lax.top_k(-costs_N, K)
-        elites_KHA, elite_costs_K = samples_NHA[elite_idx_K], -neg_costs_K
-        mean_HA = m * mean_HA + (1 - m) * elites_KHA.mean(0)
-        std_HA = jnp.maximum(m * std_HA + (1 - m) * elites_KHA.std(0), config.min_std)
-        better = elite_costs_K[0] < best_cost
-        best_HA = jnp.where(better, elites_KHA[0], best_HA)
-        best_cost = jnp.where(better, elite_costs_K[0], best_cost)
-        carry = (mean_HA, std_HA, best_HA, best_cost, elites_KHA, elite_costs_K)
-        return carry, (elite_costs_K[0], elite_costs_K.mean())
+        mean_PA, std_PA, best_PA, best_cost, _, _ = carry
+        samples_QPA = clip(mean_PA + std_PA * jax.random.normal(key, (Q, P, A), jnp.float32))
+        costs_Q = jnp.asarray(cost_fn(samples_QPA, *cost_args), jnp.float32)
+        if costs_Q.shape != (Q,):
+            raise ValueError(f"cost_fn must return ({Q},) costs, got {costs_Q.shape}")
+        costs_Q = jnp.where(jnp.isnan(costs_Q), jnp.inf, costs_Q)
+        neg_costs_J, elite_idx_J = jax.lax.top_k(-costs_Q, J)
+        elites_JPA, elite_costs_J = samples_QPA[elite_idx_J], -neg_costs_J
+        mean_PA = m * mean_PA + (1 - m) * elites_JPA.mean(0)
+        std_PA = jnp.maximum(m * std_PA + (1 - m) * elites_JPA.std(0), config.min_std)
+        better = elite_costs_J[0] < best_cost
+        best_PA = jnp.where(better, elites_JPA[0], best_PA)
+        best_cost = jnp.where(better, elite_costs_J[0], best_cost)
+        carry = (mean_PA, std_PA, best_PA, best_cost, elites_JPA, elite_costs_J)
+        return carry, (elite_costs_J[0], elite_costs_J.mean())
 
     init = (
-        mean_HA,
-        std_HA,
-        mean_HA,
+        mean_PA,
+        std_PA,
+        mean_PA,
         jnp.array(jnp.inf, jnp.float32),
-        jnp.zeros((K, H, A), jnp.float32),
-        jnp.zeros((K,), jnp.float32),
+        jnp.zeros((J, P, A), jnp.float32),
+        jnp.zeros((J,), jnp.float32),
     )
     keys = jax.random.split(rng, config.iterations)
-    (mean_HA, std_HA, best_HA, best_cost, elites_KHA, elite_costs_K), (best_I, elite_I) = jax.lax.scan(
+    (mean_PA, std_PA, best_PA, best_cost, elites_JPA, elite_costs_J), (best_I, elite_I) = jax.lax.scan(
         iteration, init, keys
     )
     info = {
-        "mean": mean_HA,
-        "std": std_HA,
-        "best_actions": best_HA,
+        "mean": mean_PA,
+        "std": std_PA,
+        "best_actions": best_PA,
         "best_cost": best_cost,
-        "elites": elites_KHA,
-        "elite_costs": elite_costs_K,
+        "elites": elites_JPA,
+        "elite_costs": elite_costs_J,
         "best_cost_per_iteration": best_I,
         "elite_cost_per_iteration": elite_I,
     }
-    return (best_HA if config.return_best else clip(mean_HA)), info
+    return (best_PA if config.return_best else clip(mean_PA)), info
 
 
 # --- costs ----------------------------------------------------------------------------------------------
@@ -199,19 +201,19 @@ def goal_cost(final_states, goal, kind: str = "l2"):
 
 @functools.lru_cache(maxsize=32)
 def rollout_cost(step_fn: Callable, kind: str = "l2") -> Callable:
-    """A `cem` cost_fn: cost_fn(actions_NHA, initial_state, goal, *step_args) -> (N,).
+    """A `cem` cost_fn: cost_fn(actions_QPA, initial_state, goal, *step_args) -> (Q,).
 
-    Each sample's H actions drive step_fn(state, action_A, *step_args) -> state from initial_state
+    Each sample's P actions drive step_fn(state, action_A, *step_args) -> state from initial_state
     (lax.scan); the final states (vmap over samples) are scored by goal_cost(., goal, kind). Cached per
     (step_fn, kind), so repeated calls return the same function and `cem` compiles once.
     """
 
-    def final_state(actions_HA, initial_state, step_args):
+    def final_state(actions_PA, initial_state, step_args):
         step = lambda state, action: (step_fn(state, action, *step_args), None)  # noqa: E731
-        return jax.lax.scan(step, initial_state, actions_HA)[0]
+        return jax.lax.scan(step, initial_state, actions_PA)[0]
 
-    def cost_fn(actions_NHA, initial_state, goal, *step_args):
-        finals = jax.vmap(final_state, in_axes=(0, None, None))(actions_NHA, initial_state, step_args)
+    def cost_fn(actions_QPA, initial_state, goal, *step_args):
+        finals = jax.vmap(final_state, in_axes=(0, None, None))(actions_QPA, initial_state, step_args)
         return goal_cost(finals, goal, kind)
 
     return cost_fn
@@ -220,11 +222,11 @@ def rollout_cost(step_fn: Callable, kind: str = "l2") -> Callable:
 # --- receding horizon -----------------------------------------------------------------------------------
 
 
-def shift_plan(actions_HA, k: int = 1, fill: float = 0.0):
-    """Warm start for the next re-plan: drop the k executed actions, pad the end with `fill`: (H, A)."""
-    actions_HA = jnp.asarray(actions_HA)
-    pad = jnp.full((min(k, actions_HA.shape[0]), actions_HA.shape[1]), fill, actions_HA.dtype)
-    return jnp.concatenate([actions_HA[k:], pad], axis=0)
+def shift_plan(actions_PA, k: int = 1, fill: float = 0.0):
+    """Warm start for the next re-plan: drop the k executed actions, pad the end with `fill`: (P, A)."""
+    actions_PA = jnp.asarray(actions_PA)
+    pad = jnp.full((min(k, actions_PA.shape[0]), actions_PA.shape[1]), fill, actions_PA.dtype)
+    return jnp.concatenate([actions_PA[k:], pad], axis=0)
 
 
 def receding_horizon(
@@ -236,10 +238,10 @@ def receding_horizon(
 ) -> dict:
     """Model-predictive control loop in Python: plan, execute the first k actions, re-plan.
 
-    plan_fn(obs, t) -> actions (H, A) (or (actions, info)), where t is the number of actions executed so
+    plan_fn(obs, t) -> actions (P, A) (or (actions, info)), where t is the number of actions executed so
     far (e.g. to fold into an rng, or to shrink the horizon towards a deadline). execute_fn(obs, action_A)
     -> next obs, e.g. a simulator step. Stops after num_steps executed actions. Returns
-    {"observations": [num_steps + 1 obs], "actions": (num_steps, A) array, "plans": [each plan (H, A)],
+    {"observations": [num_steps + 1 obs], "actions": (num_steps, A) array, "plans": [each plan (P, A)],
     "infos": [each plan's info or None]}.
     """
     if num_steps < 1 or execute_first < 1:

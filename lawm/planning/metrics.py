@@ -13,7 +13,7 @@
 Whether a trajectory includes its (shared) start pose is the caller's choice; it adds a zero error term to
 ATE's mean, so report which.
 
-Dimension keys: T steps, A action dim, D position dims (2 or 3).
+Dimension keys: T steps, A action dim, X position dims (2 or 3).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import numpy as np
 def _pair(pred, true, name):
     pred, true = np.asarray(pred, np.float64), np.asarray(true, np.float64)
     if pred.shape != true.shape or pred.ndim != 2:
-        raise ValueError(f"{name}: need two (T, D) arrays of one shape, got {pred.shape} and {true.shape}")
+        raise ValueError(f"{name}: need two (T, X) arrays of one shape, got {pred.shape} and {true.shape}")
     return pred, true
 
 
@@ -34,9 +34,9 @@ def delta_xyz(planned_actions_TA, true_actions_TA, xyz=slice(0, 3)) -> float:
     return float(np.abs(planned[:, xyz].sum(0) - true[:, xyz].sum(0)).sum())
 
 
-def ate(pred_xy_TD, true_xy_TD) -> float:
+def ate(pred_xy_TX, true_xy_TX) -> float:
     """ATE = sqrt(mean_t ‖pred_t - true_t‖₂²): RMSE of absolute position errors, no alignment."""
-    pred, true = _pair(pred_xy_TD, true_xy_TD, "ate")
+    pred, true = _pair(pred_xy_TX, true_xy_TX, "ate")
     return float(np.sqrt(np.mean(np.sum(np.square(pred - true), axis=-1))))
 
 
@@ -46,7 +46,7 @@ def _rotate(yaw_T, v_T2):
     return np.stack([c * v_T2[:, 0] + s * v_T2[:, 1], -s * v_T2[:, 0] + c * v_T2[:, 1]], axis=-1)
 
 
-def rpe(pred_TD, true_TD, pred_yaw_T=None, true_yaw_T=None) -> float:
+def rpe(pred_TX, true_TX, pred_yaw_T=None, true_yaw_T=None) -> float:
     """RPE = sqrt(mean_t ‖Δpred_t - Δtrue_t‖₂²) over t = 0..T-2, delta = 1 step.
 
     Without yaws, Δx_t = x_{t+1} - x_t (world frame). With yaws (both, 2-D positions), Δx_t is that
@@ -54,7 +54,7 @@ def rpe(pred_TD, true_TD, pred_yaw_T=None, true_yaw_T=None) -> float:
     (Q_t^-1 Q_{t+1})^-1 (P_t^-1 P_{t+1}) of Sturm et al., whose norm only depends on the two local
     displacements.
     """
-    pred, true = _pair(pred_TD, true_TD, "rpe")
+    pred, true = _pair(pred_TX, true_TX, "rpe")
     if pred.shape[0] < 2:
         raise ValueError(f"rpe needs at least 2 poses, got {pred.shape[0]}")
     d_pred, d_true = np.diff(pred, axis=0), np.diff(true, axis=0)
@@ -71,10 +71,10 @@ def rpe(pred_TD, true_TD, pred_yaw_T=None, true_yaw_T=None) -> float:
 
 
 def final_position_error(pred_positions, true_positions) -> float:
-    """‖pred[-1] - true[-1]‖₂ of (T, D) trajectories, or of single (D,) positions."""
+    """‖pred[-1] - true[-1]‖₂ of (T, X) trajectories, or of single (X,) positions."""
     pred, true = np.asarray(pred_positions, np.float64), np.asarray(true_positions, np.float64)
     if pred.shape != true.shape or pred.ndim not in (1, 2):
-        raise ValueError(f"need (D,) or (T, D) positions of one shape, got {pred.shape} and {true.shape}")
+        raise ValueError(f"need (X,) or (T, X) positions of one shape, got {pred.shape} and {true.shape}")
     if pred.ndim == 2:
         pred, true = pred[-1], true[-1]
     return float(np.linalg.norm(pred - true))

@@ -1,8 +1,8 @@
 """Pictures of planned vs true trajectories (PNG via Pillow), one row per episode.
 
-  synthetic  start frame with the agents' true paths (green) and the executed plan's (red) over the H
-             steps, the camera's total pan as arrows from the centre (same colours), then the goal frame
-             and the frame the executed plan ends on; frames enlarged SCALE times.
+  synthetic  start frame with the agents' true paths (green) and the executed plan's (red) over the P
+             planned steps, the camera's total pan as arrows from the centre (same colours), then the goal
+             frame and the frame the executed plan ends on; frames enlarged SCALE times.
   droid      the end effector's x-y path from the summed xyz actions (true green, planned red).
   recon      the robot's x-y path in the start frame (true green, planned red).
 Zero- and random-action baselines are not drawn (their scores are in the JSON).

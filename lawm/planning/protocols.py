@@ -9,18 +9,18 @@ or native tubelets), so one planned step is one latent step of k = `system.frame
 the true action of a step is the sum of its k frame actions (`ControllerSystem.step_actions`).
 
   synthetic  Episode e is held-out clip e of the controller run's synthetic world (eval seeds; fields in
-             the plan config's `world` override the run's, e.g. camera_pan False), k(H + 1) frames long.
-             Start: the frames of state 0; goal: those of state H, from the true dynamics. The plan (H
+             the plan config's `world` override the run's, e.g. camera_pan False), k(P + 1) frames long.
+             Start: the frames of state 0; goal: those of state P, from the true dynamics. The plan (P
              steps; the dims of absent agents, of agents that cannot move (max_speed 0) and of a camera
              that cannot pan masked out) is executed in the true simulator (`synthetic.step`, each step as
              k frame steps of action / k, from the start state's newest frame) and scored by the final
              agent and camera position errors against the true clip and by Δ = ‖Σ planned - Σ true‖₁ over
              the controlled dims, also split into `delta_agents` and `delta_camera`.
-  droid      Episode e is eval clip e (H + 1 states at the run's fps). Δxyz (Eq. 3), in metres.
+  droid      Episode e is eval clip e (P + 1 states at the run's fps). Δxyz (Eq. 3), in metres.
   recon      The NWM protocol: one straight-line action (total dx, dy, dyaw in the start's robot frame)
-             planned with one CEM iteration and divided over the H steps (`straight_line`). ATE and RPE
+             planned with one CEM iteration and divided over the P steps (`straight_line`). ATE and RPE
              (delta 1 step, SE(2)) between the planned poses and the true ones (the record's actions
-             integrated), over the H + 1 poses including the shared start, in the start's frame.
+             integrated), over the P + 1 poses including the shared start, in the start's frame.
 Baselines, scored the same way: `zero` actions and `random` ones (uniform within the planner's bounds;
 for recon a random straight line).
 
@@ -28,7 +28,8 @@ for recon a random straight line).
 `random/<metric>`, and `<metric>_over_zero`, `<metric>_over_random` for the protocol's main metrics
 (RATIOS; the first is the headline: Δ, Δxyz, RPE).
 
-Dimension keys: H horizon (latent steps), S samples, A action dim, N tokens, E state dim.
+Dimension keys: P horizon (planned latent steps), Q CEM samples, A action dim, N tokens, E state dim,
+H/W frame height/width; k frames per latent step.
 """
 
 from __future__ import annotations
@@ -61,17 +62,18 @@ class Episode:
 
     start_frames: np.ndarray  # (k, H, W, 3) uint8: the frames of the start state
     goal_frames: np.ndarray  # (k, H, W, 3) uint8: the frames of the goal state
-    true_actions: np.ndarray  # (H, A): the true action of each latent step
+    true_actions: np.ndarray  # (P, A): the true action of each latent step
     mask: np.ndarray  # (A,): 1 on the dims the planner controls
     extra: dict = dataclasses.field(default_factory=dict)  # protocol data (the true clip, ...)
 
 
 # -- the planner ------------------------------------------------------------------------------------------
 
-def plan_cost(system, kind: str = "l2", expand=None):
-    """A `cem` cost_fn: cost_fn(samples_SHA, params, start_1NE, goal_NE, *expand_args) -> (S,).
 
-    Each sample's actions (through `expand(samples_SHA, *expand_args) -> actions_SHA`, e.g. a mask or a
+def plan_cost(system, kind: str = "l2", expand=None):
+    """A `cem` cost_fn: cost_fn(samples_QPA, params, start_1NE, goal_NE, *expand_args) -> (Q,).
+
+    Each sample's actions (through `expand(samples_QPA, *expand_args) -> actions_QPA`, e.g. a mask or a
     straight line, when given) drive the controller system's `controlled_rollout` from the start state; the
     last predicted state is scored against the goal by `goal_cost` (Eq. 1). Cached per (system, kind,
     expand), so `cem` compiles once per protocol.
@@ -81,8 +83,8 @@ def plan_cost(system, kind: str = "l2", expand=None):
 
 @functools.lru_cache(maxsize=32)
 def _plan_cost(system, kind, expand):
-    def cost_fn(samples_SHA, params, start_1NE, goal_NE, *expand_args):
-        actions = samples_SHA if expand is None else expand(samples_SHA, *expand_args)
+    def cost_fn(samples_QPA, params, start_1NE, goal_NE, *expand_args):
+        actions = samples_QPA if expand is None else expand(samples_QPA, *expand_args)
         start = jnp.broadcast_to(start_1NE[None], (actions.shape[0], *start_1NE.shape))
         final = system.controlled_rollout(params, start, actions)[:, -1]
         return cem_lib.goal_cost(final, goal_NE, kind)
@@ -90,24 +92,23 @@ def _plan_cost(system, kind, expand):
     return cost_fn
 
 
-
-def masked(samples_SHA, mask_A):
+def masked(samples_QPA, mask_A):
     """`plan_cost` expand for synthetic and droid: the samples with uncontrolled dims zeroed."""
-    return samples_SHA * mask_A
+    return samples_QPA * mask_A
 
 
-def straight_line(samples_S1A, horizon_H):
-    """`plan_cost` expand for recon: total (dx, dy, dyaw) in the start frame -> H step actions (S, H, 3).
+def straight_line(samples_Q1A, horizon_P):
+    """`plan_cost` expand for recon: total (dx, dy, dyaw) in the start frame -> P step actions (Q, P, 3).
 
-    The position moves by (dx, dy) / H per step along the line and the heading turns by dyaw / H per step,
-    so step i's action is that displacement in the robot frame of pose i (rotated by -i dyaw / H), as the
-    records' actions are (data_pipelines/tools/rlds.py). Only horizon_H's (static) length is used.
+    The position moves by (dx, dy) / P per step along the line and the heading turns by dyaw / P per step,
+    so step i's action is that displacement in the robot frame of pose i (rotated by -i dyaw / P), as the
+    records' actions are (data_pipelines/tools/rlds.py). Only horizon_P's (static) length is used.
     """
-    total = samples_S1A[:, 0]
-    steps = horizon_H.shape[0]
-    yaw_SH = total[:, None, 2] * jnp.arange(steps, dtype=jnp.float32) / steps
+    total = samples_Q1A[:, 0]
+    steps = horizon_P.shape[0]
+    yaw_QP = total[:, None, 2] * jnp.arange(steps, dtype=jnp.float32) / steps
     dx, dy, dyaw = (total[:, None, i] / steps for i in range(3))
-    c, s = jnp.cos(yaw_SH), jnp.sin(yaw_SH)
+    c, s = jnp.cos(yaw_QP), jnp.sin(yaw_QP)
     return jnp.stack([c * dx + s * dy, -s * dx + c * dy, jnp.broadcast_to(dyaw, c.shape)], axis=-1)
 
 
@@ -131,7 +132,7 @@ def cem_config(config, num_dims: int, bounds) -> cem_lib.CemConfig:
 
 
 def plan_episode(model, episode: Episode, cem: cem_lib.CemConfig, protocol: str, rng):
-    """(planned step actions (H, A), the planner's best cost) of one episode."""
+    """(planned step actions (P, A), the planner's best cost) of one episode."""
     system, params = model.system, model.params
     encode = _encode_fn(system)
     start = encode(params, jnp.asarray(episode.start_frames))[None]  # (1, N, E)
@@ -139,9 +140,7 @@ def plan_episode(model, episode: Episode, cem: cem_lib.CemConfig, protocol: str,
     if protocol == "recon":
         horizon = jnp.zeros(len(episode.true_actions))
         cost_args = (params, start, goal, horizon)
-        best, info = cem_lib.cem(
-            plan_cost(system, cem.cost, straight_line), 3, cem, rng, cost_args=cost_args
-        )
+        best, info = cem_lib.cem(plan_cost(system, cem.cost, straight_line), 3, cem, rng, cost_args=cost_args)
         actions = straight_line(best[None], horizon)[0]
     else:
         mask = jnp.asarray(episode.mask, jnp.float32)
@@ -155,7 +154,7 @@ def plan_episode(model, episode: Episode, cem: cem_lib.CemConfig, protocol: str,
 
 
 def synthetic_episodes(system, config):
-    """Held-out clips of the controller run's world, k(H + 1) frames each; bounds allow k full frame steps."""
+    """Held-out clips of the controller run's world, k(P + 1) frames each; bounds allow k full frame steps."""
     from data_pipelines.sources import synthetic
 
     k, horizon = system.frames_per_step, config.horizon
@@ -182,9 +181,9 @@ def synthetic_episodes(system, config):
     return episodes, (-np.asarray(speed), np.asarray(speed))
 
 
-def execute_synthetic(episode: Episode, actions_HA):
-    """Runs step actions in the true simulator from the start state's newest frame: (agents (H+1, A, 2),
-    camera (H+1, 2), the final frame) at each step's newest frame."""
+def execute_synthetic(episode: Episode, actions_PA):
+    """Runs step actions in the true simulator from the start state's newest frame: (agents
+    (P+1, max_agents, 2), camera (P+1, 2), the final frame) at each step's newest frame."""
     from data_pipelines.sources import synthetic
 
     world, k, clip = episode.extra["world"], episode.extra["k"], episode.extra["clip"]
@@ -192,7 +191,7 @@ def execute_synthetic(episode: Episode, actions_HA):
     for action in clip["actions"][: k - 1]:  # the true frames inside the start state
         state = synthetic.step(state, action)
     agents, camera = [state.agents.position], [state.camera]
-    for action in np.asarray(actions_HA, np.float32):
+    for action in np.asarray(actions_PA, np.float32):
         for _ in range(k):
             state = synthetic.step(state, action / k)
         agents.append(state.agents.position)
@@ -200,15 +199,15 @@ def execute_synthetic(episode: Episode, actions_HA):
     return np.stack(agents), np.stack(camera), synthetic.render(state)
 
 
-def score_synthetic(episode: Episode, actions_HA) -> dict:
-    agents, camera, frame = execute_synthetic(episode, actions_HA)
+def score_synthetic(episode: Episode, actions_PA) -> dict:
+    agents, camera, frame = execute_synthetic(episode, actions_PA)
     clip, k = episode.extra["clip"], episode.extra["k"]
     n = clip["num_agents"]
     true_agents = clip["agent_positions"][k - 1 :: k][:, :n]
     true_camera = clip["camera_positions"][k - 1 :: k]
     dims = np.flatnonzero(episode.mask)
     agent_dims, camera_dims = dims[dims < 2 * n], dims[dims >= len(episode.mask) - 2]
-    delta = functools.partial(planning_metrics.delta_xyz, actions_HA, episode.true_actions)
+    delta = functools.partial(planning_metrics.delta_xyz, actions_PA, episode.true_actions)
     return {
         "delta": delta(xyz=dims),
         "delta_agents": delta(xyz=agent_dims),
@@ -228,7 +227,7 @@ def score_synthetic(episode: Episode, actions_HA) -> dict:
 
 
 def record_episodes(system, config, protocol: str):
-    """The first `num_episodes` eval clips of the controller run's records, H + 1 states long."""
+    """The first `num_episodes` eval clips of the controller run's records, P + 1 states long."""
     from data_pipelines import sources
 
     k, horizon = system.frames_per_step, config.horizon
@@ -257,10 +256,10 @@ def record_episodes(system, config, protocol: str):
     return episodes, (np.asarray(config.action_low, np.float64), np.asarray(config.action_high, np.float64))
 
 
-def score_droid(episode: Episode, actions_HA) -> dict:
+def score_droid(episode: Episode, actions_PA) -> dict:
     return {
-        "delta_xyz": planning_metrics.delta_xyz(actions_HA, episode.true_actions),
-        "_path": np.cumsum(np.concatenate([np.zeros((1, 3)), actions_HA[:, :3]]), axis=0),
+        "delta_xyz": planning_metrics.delta_xyz(actions_PA, episode.true_actions),
+        "_path": np.cumsum(np.concatenate([np.zeros((1, 3)), actions_PA[:, :3]]), axis=0),
         "_true_path": np.cumsum(np.concatenate([np.zeros((1, 3)), episode.true_actions[:, :3]]), axis=0),
     }
 
@@ -276,10 +275,10 @@ def integrate_poses(actions_TA, every: int = 1):
     return np.stack(poses)
 
 
-def score_recon(episode: Episode, actions_HA) -> dict:
-    k, horizon = episode.extra["k"], len(actions_HA)
+def score_recon(episode: Episode, actions_PA) -> dict:
+    k, horizon = episode.extra["k"], len(actions_PA)
     frame_actions = np.asarray(episode.extra["clip"]["actions"], np.float64)[k - 1 : k - 1 + k * horizon]
-    true, planned = integrate_poses(frame_actions, every=k), integrate_poses(actions_HA)
+    true, planned = integrate_poses(frame_actions, every=k), integrate_poses(actions_PA)
     return {
         "ate": planning_metrics.ate(planned[:, :2], true[:, :2]),
         "rpe": planning_metrics.rpe(planned[:, :2], true[:, :2], planned[:, 2], true[:, 2]),

@@ -35,7 +35,7 @@ Params: frozen {"encoder", "idm", "world_model", "regularizer"} (the world model
 checks data against it); experiments/configs/controller.py copies it from the world model's config.
 
 Dimension keys: B batch, F frames, T state steps, N tokens per step, E state dim, A action dim, L latent dim,
-H horizon, S samples.
+P planned steps (the horizon; a planner's Q CEM samples come in as the batch B).
 """
 
 from __future__ import annotations
@@ -267,15 +267,15 @@ class ControllerSystem:
         scaled = jnp.asarray(actions_BTA, jnp.float32) * jnp.asarray(self.action_scale, jnp.float32)
         return nnx.merge(self._graphdef, params["controller"])(states_BTNE, scaled, self.grid_hw)
 
-    def controlled_rollout(self, params: Params, start_B1NE, actions_BHA):
-        """Eq. 2: ŝ_0 = start, ŝ_{i+1} = p(ŝ_{0..i}, c(a_{0..i}, ŝ_{0..i})): predicted states (B, H, N, E).
+    def controlled_rollout(self, params: Params, start_B1NE, actions_BPA):
+        """Eq. 2: ŝ_0 = start, ŝ_{i+1} = p(ŝ_{0..i}, c(a_{0..i}, ŝ_{0..i})): predicted states (B, P, N, E).
 
-        The controller sees each predicted state; the world model its whole (block-causal) history. H is
+        The controller sees each predicted state; the world model its whole (block-causal) history. P is
         static and small (3-8), so the loop unrolls.
         """
         states, latents = start_B1NE.astype(jnp.float32), []
-        for i in range(actions_BHA.shape[1]):
-            latents.append(self.controller_latents(params, states[:, i : i + 1], actions_BHA[:, i : i + 1]))
+        for i in range(actions_BPA.shape[1]):
+            latents.append(self.controller_latents(params, states[:, i : i + 1], actions_BPA[:, i : i + 1]))
             prediction = self.world.predict(params, states, jnp.concatenate(latents, axis=1))[:, -1]
             states = jnp.concatenate([states, prediction[:, None].astype(jnp.float32)], axis=1)
         return states[:, 1:]

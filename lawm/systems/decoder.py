@@ -11,7 +11,7 @@ evaluation is lawm.evals.decoder.
 
 Params: {"encoder", "decoder"} (+ "lpips" from `frozen_params` when LPIPS is used); only "decoder" trains.
 
-Dimension keys: B batch, F frames, T state steps, N tokens per step, E state dim, H/W pixels.
+Dimension keys: B batch, F frames, T state steps, N tokens per step, E state dim, H/W pixels, C channels.
 """
 
 from __future__ import annotations

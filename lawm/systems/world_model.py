@@ -9,8 +9,8 @@ Params are a plain nested dict {"encoder", "idm", "world_model", "regularizer"} 
 the evaluators and the planner jit, shard, checkpoint and optimise them like any pytree. The encoder's
 entry is frozen: its output goes through stop_gradient and the trainer gives it no optimiser state.
 
-Dimension keys (lawm's table): B batch, F frames, T state steps, C context steps, K latent steps,
-N tokens per step, E state dim, L latent dim.
+Dimension keys (lawm's table): B batch, F frames, H/W pixels, T state steps (a rollout's T context states),
+U latents a rollout is given (T + steps - 1), N tokens per step, E state dim, L latent dim.
 """
 
 from __future__ import annotations
@@ -172,32 +172,32 @@ class WorldModelSystem:
         """Teacher-forced predictions: output t is the prediction of s_{t+1} from s_{0..t}, z_{0..t}."""
         return self._module("world_model", params)(states_BTNE, latents_BTL, self.grid_hw)
 
-    def predict_next(self, params: Params, context_BCNE, latents_BCL):
+    def predict_next(self, params: Params, context_BTNE, latents_BTL):
         """The state after the context, given one latent per context step: (B, N, E)."""
-        return self.predict(params, context_BCNE, latents_BCL)[:, -1]
+        return self.predict(params, context_BTNE, latents_BTL)[:, -1]
 
-    def rollout(self, params: Params, context_BCNE, latents_BKL, steps: int):
-        """Autoregressive rollout: `steps` predicted states (B, steps, N, E) after C context states.
+    def rollout(self, params: Params, context_BTNE, latents_BUL, steps: int):
+        """Autoregressive rollout: `steps` predicted states (B, steps, N, E) after T context states.
 
-        latents_BKL holds z_0..z_{C+steps-2}: one per context step, then one per predicted step except the
+        latents_BUL holds z_0..z_{T+steps-2}: one per context step, then one per predicted step except the
         last. Each prediction is fed back as the next input. The sequence buffer has a fixed length (the
         block-causal mask keeps the not-yet-filled tail from mattering), so the loop compiles once.
         """
-        B, C, N, E = context_BCNE.shape
-        length = C + steps - 1
-        if latents_BKL.shape[1] != length:
+        B, T, N, E = context_BTNE.shape
+        length = T + steps - 1
+        if latents_BUL.shape[1] != length:
             raise ValueError(
-                f"rollout of {steps} steps after {C} context states needs {length} latents, "
-                f"got {latents_BKL.shape[1]}"
+                f"rollout of {steps} steps after {T} context states needs {length} latents, "
+                f"got {latents_BUL.shape[1]}"
             )
-        buffer = jnp.concatenate([context_BCNE, jnp.zeros((B, steps - 1, N, E), context_BCNE.dtype)], axis=1)
+        buffer = jnp.concatenate([context_BTNE, jnp.zeros((B, steps - 1, N, E), context_BTNE.dtype)], axis=1)
 
         def step(i, carry):
             buffer, out = carry
-            prediction = self.predict(params, buffer, latents_BKL)[:, C - 1 + i]
+            prediction = self.predict(params, buffer, latents_BUL)[:, T - 1 + i]
             # The last prediction is never an input; clamping its slot keeps the write in bounds.
             buffer = jax.lax.dynamic_update_index_in_dim(
-                buffer, prediction.astype(buffer.dtype), jnp.minimum(C + i, length - 1), axis=1
+                buffer, prediction.astype(buffer.dtype), jnp.minimum(T + i, length - 1), axis=1
             )
             return buffer, jax.lax.dynamic_update_index_in_dim(out, prediction, i, axis=1)
 
