@@ -14,8 +14,8 @@ from lawm.planning.cem import CemConfig, cem
 from lawm.planning.metrics import final_position_error
 
 
-def quadratic(actions_NHA, target_HA):
-    return jnp.sum(jnp.square(actions_NHA - target_HA), axis=(1, 2))
+def quadratic(actions_QPA, target_PA):
+    return jnp.sum(jnp.square(actions_QPA - target_PA), axis=(1, 2))
 
 
 def target(horizon, action_dim, seed=0):
