@@ -2,7 +2,7 @@
 
 Counted: every matmul (2 FLOPs per multiply-add), i.e. the linear layers, the two attention products and
 the optimiser's Newton-Schulz iterations. Not counted: elementwise work (norms, softmax, GELU, RoPE,
-the regularizer, AdamW), a few percent at the widths we train. Per part of `System.loss_fn`'s step:
+the regularizer, AdamW), a few percent at the widths we train. Per part of `WorldModelSystem.loss_fn`'s step:
 
   encoder       forward only (frozen, under stop_gradient): patch embedding + blocks.
   idm           forward + backward over the B(T-1) pairs of 2N+1 tokens (N+1 with channel pairing).

@@ -6,7 +6,7 @@
     each with its own linear-warmup + cosine schedule and decoupled weight decay (multiplied by the lr,
     as in PyTorch and optax), applied to weight matrices only.
 
-Built on the *trainable* params (lawm.system.TRAINABLE) only, so the frozen encoder gets no state.
+Built on a system's *trainable* params only (lawm.systems), so the frozen encoder gets no state.
 `use_muon = False` (optional; default True) sends every parameter to AdamW, as the paper trains its
 controllers (paper §8.5).
 """

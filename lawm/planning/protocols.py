@@ -1,7 +1,7 @@
 """Planning protocols for a trained controller (paper §8.6-8.7, and the synthetic world): the engine of
 `lawm-plan` (experiments/plan.py), which checks a plan config against the run with `validate` first.
 
-Every protocol plans with the world model and the controller only: CEM (lawm.planning) samples real-action
+Every protocol plans with the world model and the controller only: CEM (lawm.planning.cem) samples real-action
 sequences, the controller maps them to latents, the world model rolls out from the start state, and the
 cost is the distance of the last predicted state to the goal state (`plan_cost`, Eq. 1-2). Start and goal
 states are encoded like the controller's training clips (lawm.systems.controller: frame duplication

@@ -99,7 +99,7 @@ class DecoderSystem:
 
     # -- parameters ------------------------------------------------------------------------------
     def init(self, rng) -> Params:
-        """Random-init params, pure in `rng`; "encoder" is exactly System(config.model).init(rng)'s."""
+        """Random-init params, pure in `rng`; "encoder" is WorldModelSystem(config.model).init(rng)'s."""
         decoder = self._build(rngs=nnx.Rngs(jax.random.fold_in(rng, _DECODER_STREAM)))
         return {"encoder": self.world.init(rng)["encoder"], "decoder": nnx.to_pure_dict(nnx.state(decoder))}
 
