@@ -102,6 +102,9 @@ class Run:
         return self._checkpointer
 
     def steps(self) -> list[int]:
+        """The steps checkpointed so far (none yet while a run starts: an evaluator may be following it)."""
+        if not (self.workdir / "checkpoints").is_dir():
+            return []
         self.checkpointer.reload()
         return sorted(self.checkpointer.all_steps())
 
