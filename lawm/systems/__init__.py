@@ -27,6 +27,8 @@ import jax
 from lawm import sharding
 from lawm.systems.base import TASKS, Model, Params, System, task_of
 
+__all__ = ["TASKS", "Loader", "Model", "Params", "System", "load", "make", "task_of"]
+
 
 def make(config) -> System:
     """The system `config.task` names; validates its config (one-line ValueError naming the field)."""
@@ -42,9 +44,6 @@ def make(config) -> System:
     from lawm.systems.controller import ControllerSystem
 
     return ControllerSystem(config)
-
-
-__all__ = ["TASKS", "Loader", "Model", "Params", "System", "load", "make", "task_of"]
 
 
 class Loader:
