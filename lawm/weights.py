@@ -28,6 +28,7 @@ import orbax.checkpoint as ocp
 from etils import epath
 from flax import nnx
 
+from lawm import files
 from lawm.models.encoder import VideoEncoder
 from lawm.models.layers import LAYER_NORM_EPS
 
@@ -116,7 +117,7 @@ def save_converted(spec: EncoderSpec, params, output) -> epath.Path:
     checkpointer = ocp.StandardCheckpointer()
     checkpointer.save((output / PARAMS_DIR).resolve(), params, force=True)
     checkpointer.wait_until_finished()
-    (output / SPEC_FILE).write_text(json.dumps(dataclasses.asdict(spec), indent=2))
+    files.write_json(output / SPEC_FILE, dataclasses.asdict(spec))  # last: the folder is complete
     return output
 
 

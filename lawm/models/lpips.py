@@ -31,6 +31,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from lawm import files
+
 # torchvision AlexNet `features` indices of the five convs: (index, out, in, kernel, stride, padding).
 # A 3x3 / 2 max pool follows the first two ReLUs (after their taps).
 CONVS = (
@@ -150,7 +152,7 @@ def load(path_or_paths) -> dict:
 
 def save_combined(params: dict, path) -> None:
     """Writes `params` as one .safetensors with the torch names and layouts, which `load` reads back."""
-    from safetensors.numpy import save_file
+    from safetensors.numpy import save
 
     path = os.fspath(path)
     if not path.endswith(".safetensors"):
@@ -161,7 +163,7 @@ def save_combined(params: dict, path) -> None:
         state[weight] = np.asarray(params["conv"][layer]["w_HWIO"], np.float32).transpose(3, 2, 0, 1)
         state[bias] = np.asarray(params["conv"][layer]["b_O"], np.float32)
         state[_lin_key(layer)] = np.asarray(params["lin"][layer], np.float32).reshape(1, -1, 1, 1)
-    save_file({k: np.ascontiguousarray(v) for k, v in state.items()}, path)
+    files.write_atomic(path, save({k: np.ascontiguousarray(v) for k, v in state.items()}))
 
 
 # ------------------------------------------------------------------------------------------------
