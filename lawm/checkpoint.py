@@ -53,7 +53,7 @@ class Checkpointer:
         """ShapeDtypeStructs of the train state saved at `step`, from the checkpoint's metadata alone."""
         metadata = self._manager.item_metadata(step)["state"]
         tree = getattr(metadata, "tree", metadata)
-        return jax.tree.map(lambda m: jax.ShapeDtypeStruct(tuple(m.shape), m.dtype), tree)
+        return _list_indices(jax.tree.map(lambda m: jax.ShapeDtypeStruct(tuple(m.shape), m.dtype), tree))
 
     def save(self, step: int, state, data_iterator=None) -> None:
         items = {"state": ocp.args.StandardSave(state)}
@@ -118,3 +118,14 @@ class Checkpointer:
 
     def close(self) -> None:
         self._manager.close()
+
+
+def _list_indices(tree):
+    """Metadata names every key as a string; the params of a list of blocks (nnx.List) are keyed 0, 1, ...
+    in the trees the trainer saved. Give them back their integer keys, so a restored tree has the same
+    structure as `system.init`'s."""
+    if isinstance(tree, dict):
+        return {
+            int(k) if isinstance(k, str) and k.isdigit() else k: _list_indices(v) for k, v in tree.items()
+        }
+    return tree
