@@ -54,7 +54,7 @@ def test_clips_have_the_configured_shape_and_crops(shard_dir):
     clip = evaluation[0]
     assert clip["video"].shape == (4, 32, 32, 3) and clip["video"].dtype == np.uint8
     np.testing.assert_array_equal(clip["actions"], np.zeros((3, 2), np.float32))
-    np.testing.assert_array_equal(training[1]["video"], training[1]["video"])  # seeded by index: repeatable
+    assert training[1]["video"].shape == (4, 32, 32, 3)  # random crops: test_training_crops_are_random_...
     # 4 fps from 8 fps takes every other frame: the square moves 4 px per sampled frame.
     columns = [np.flatnonzero(frame[15, :, 0] > 128).mean() for frame in evaluation[0]["video"]]
     assert np.allclose(np.diff(columns), 4 * 32 / 40, atol=1.0)
@@ -114,6 +114,37 @@ class _Records:
 
     def where(self, index):
         return f"record[{index}]"
+
+
+def gradient_record(height, width, axis):
+    """Three JPEG frames whose grey level is 10 x the row (axis 0) or the column (axis 1) index."""
+    ramp = 10 * np.arange((height, width)[axis])
+    frame = np.broadcast_to(ramp[:, None] if axis == 0 else ramp[None, :], (height, width))
+    jpeg = video.encode_jpeg(np.repeat(frame[..., None], 3, axis=-1).astype(np.uint8))
+    return {"frames": [jpeg] * 3, "fps": 8.0}
+
+
+def crop_offsets(source, axis, indices):
+    """Where each clip's 8 px crop starts along `axis`, read back from the ramp: its mean is 10 (o + 3.5)."""
+    return [round(source[i]["video"][..., 0].mean() / 10 - 3.5) for i in indices]
+
+
+@pytest.mark.parametrize("axis", [0, 1])
+def test_training_crops_are_random_per_index_repeatable_and_not_the_centre(axis):
+    # 24 x 8 (tall) or 8 x 24 (wide) frames, cropped 8 x 8 without resizing: 17 offsets along the long side.
+    record = gradient_record(*((24, 8) if axis == 0 else (8, 24)), axis)
+    make = lambda train, seed=0: ClipSource(  # noqa: E731
+        _Records([record] * 8), num_frames=2, fps=4.0, image_size=8, train=train, seed=seed
+    )
+    indices = range(8)
+    assert crop_offsets(make(False), axis, indices) == [8] * 8  # evaluation: the centre, (24 - 8) / 2
+    train = crop_offsets(make(True), axis, indices)
+    assert all(0 <= o <= 16 for o in train), train
+    assert len(set(train)) >= 4, train  # drawn per index
+    assert sum(o != 8 for o in train) >= 4, train  # not the evaluation crop
+    np.testing.assert_array_equal(make(True)[3]["video"], make(True)[3]["video"])  # (seed, index): repeatable
+    assert crop_offsets(make(True), axis, indices) == train
+    assert crop_offsets(make(True, seed=1), axis, indices) != train  # another seed, other crops
 
 
 def test_actions_are_resampled_to_the_sampled_frames():

@@ -5,7 +5,7 @@ import ml_collections
 import numpy as np
 import pytest
 
-from lawm import optim, sharding, systems, train
+from lawm import checkpoint, optim, sharding, step, systems, train
 from lawm.systems.controller import ControllerSystem
 from tests.helpers import tiny_train_config
 
@@ -67,15 +67,38 @@ def test_controller_trains_on_a_frozen_world_model(world, tmp_path, kind):
     assert system.trainable == ("controller",) and set(system.init(jax.random.key(0))) == {"controller"}
 
 
-def test_frozen_params_are_the_world_model_runs(world):
+def leaves_by_path(tree):
+    """{"idm/blocks/0/...": leaf}: a checkpoint's metadata names list indices "0" where init has 0."""
+    flat = jax.tree_util.tree_flatten_with_path(tree)[0]
+    return {"/".join(str(getattr(k, "key", k)) for k in path): leaf for path, leaf in flat}
 
+
+def test_frozen_params_are_the_world_model_runs(world):
+    workdir, world_config = world
     system = ControllerSystem(controller_config(*world))
-    frozen = system.frozen_params(jax.random.key(123), sharding.make_mesh(dict(data=-1)))
-    loaded = systems.load(world[0]).params
+    mesh = sharding.make_mesh(dict(data=-1))
+    frozen = jax.device_get(system.frozen_params(jax.random.key(123), mesh))
     assert set(frozen) == {"encoder", "idm", "world_model", "regularizer"}
-    jax.tree.map(
-        np.testing.assert_array_equal, jax.device_get(frozen), jax.device_get({k: loaded[k] for k in frozen})
-    )
+    # The run's final trained state, read back the way the trainer resumes: its checkpoint of the last
+    # step restored into the trainer's own abstract state, and its frozen encoder from the run's seed.
+    parts = step.build(world_config, mesh)
+    abstract = sharding.abstract_like(jax.eval_shape(parts.make_state, parts.rng), parts.shardings)
+    checkpointer = checkpoint.Checkpointer(workdir / "checkpoints")
+    try:
+        trained = jax.device_get(checkpointer.restore(world_config.total_steps, abstract)["params"])
+    finally:
+        checkpointer.close()
+    expected = {**jax.device_get(parts.frozen), **trained}
+    assert set(trained) == {"idm", "world_model", "regularizer"}
+    got, want = leaves_by_path(frozen), leaves_by_path({k: expected[k] for k in frozen})
+    assert got.keys() == want.keys()
+    for path, value in want.items():
+        np.testing.assert_array_equal(got[path], value, err_msg=path)
+    # Training moved the weights, so the comparison above tells the trained model from a fresh one.
+    initial = jax.device_get(parts.make_state(parts.rng)["params"])
+    for part in ("idm", "world_model"):
+        moved = jax.tree.map(lambda a, b: bool(np.any(a != b)), trained[part], initial[part])
+        assert any(jax.tree.leaves(moved)), part
 
 
 @pytest.mark.parametrize(

@@ -30,11 +30,11 @@ def test_encoder_shapes(causal, steps):
     assert states.shape == (2, steps, N, 24)
 
 
-def changed_steps(causal, first_changed_frame):
-    """Which output states change when frames first_changed_frame.. of the input change."""
+def changed_steps(causal, first_changed_frame, end=None):
+    """Which output states change when frames first_changed_frame..end (exclusive) of the input change."""
     encoder = tiny_encoder(causal)
     x = video()
-    x2 = x.at[:, first_changed_frame:].add(1.0)
+    x2 = x.at[:, first_changed_frame:end].add(1.0)
     a, b = np.asarray(encoder(x)), np.asarray(encoder(x2))
     return [bool(np.any(a[:, t] != b[:, t])) for t in range(a.shape[1])]
 
@@ -42,6 +42,10 @@ def changed_steps(causal, first_changed_frame):
 def test_encoder_tubelet_mode_is_causal_over_steps():
     # Frames 4.. are tubelets 2 and 3: states 0 and 1 must be bit-identical, states 2 and 3 must change.
     assert changed_steps("tubelet", 4) == [False, False, True, True]
+    # ... and the past does reach later steps: frames 0-1 (tubelet 0) move every state, frames 2-3 every
+    # state from 1 on. An encoder whose steps saw only their own tubelet would change state 0 (1) alone.
+    assert changed_steps("tubelet", 0, 2) == [True, True, True, True]
+    assert changed_steps("tubelet", 2, 4) == [False, True, True, True]
 
 
 def test_encoder_none_mode_leaks_the_future():
@@ -103,6 +107,12 @@ def test_world_model_prediction_sees_only_the_past():
         # ... while its own inputs s_t and z_t do move it, so the check above can fail.
         assert max_abs_diff(np.asarray(run(wm, s.at[:, t].add(1.0), z))[:, t], base[:, t]) > 1e-4
         assert max_abs_diff(np.asarray(run(wm, s, z.at[:, t].add(1.0)))[:, t], base[:, t]) > 1e-4
+    # The past does reach later predictions: s_0 and z_0 move every prediction, not only prediction 0.
+    past_s = np.asarray(run(wm, s.at[:, 0].add(1.0), z))
+    past_z = np.asarray(run(wm, s, z.at[:, 0].add(1.0)))
+    for t in range(1, 5):
+        assert max_abs_diff(past_s[:, t], base[:, t]) > 1e-4, t
+        assert max_abs_diff(past_z[:, t], base[:, t]) > 1e-4, t
 
 
 def test_residual_world_model_starts_from_copy_last_and_learns_the_change():
