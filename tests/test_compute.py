@@ -1,7 +1,9 @@
 """The compute switches (model.compute) change how the step runs, never what it computes.
 
 Each switch is compared with the plain float32 step on one fixed batch: same params, same loss and
-gradients (float32 switches to float32 round-off; bfloat16 to a stated, looser tolerance).
+gradients (float32 switches to float32 round-off; bfloat16 to a stated, looser tolerance). The plain step
+uses the einsum attention, so the fused one is compared with it; both attention paths are also checked
+against a plain numpy softmax attention written here.
 """
 
 import jax
@@ -12,6 +14,7 @@ import pytest
 from lawm import config as config_lib
 from lawm import optim
 from lawm import train as train_lib
+from lawm.models import layers
 from lawm.systems.world_model import WorldModelSystem as System
 
 # bfloat16 keeps 8 mantissa bits (relative step 2^-8 = 0.4 %); a few dozen roundings per token through
@@ -29,7 +32,7 @@ def make_system(**compute):
 
 @pytest.fixture(scope="module")
 def reference():
-    system = make_system()
+    system = make_system(attention="einsum")  # named, not "auto" (which is einsum on CPU and fused elsewhere)
     params = system.init(jax.random.key(0))
     video = jax.random.randint(jax.random.key(1), (2, 8, 64, 64, 3), 0, 256).astype(jnp.uint8)
     batch = {"video": video}
@@ -60,8 +63,7 @@ def flat(tree):
         dict(remat="dots"),
         dict(scan=True),
         dict(scan=True, remat="full"),
-        dict(attention="fused"),
-        dict(attention="einsum"),
+        dict(attention="fused"),  # jax.nn.dot_product_attention, against the reference's einsums
     ],
     ids=lambda c: ",".join(f"{k}={v}" for k, v in c.items()),
 )
@@ -72,6 +74,28 @@ def test_float32_switches_leave_loss_and_gradients_unchanged(reference, compute)
     new_loss, new_grads = loss_and_grads(system, params, batch)
     np.testing.assert_allclose(new_loss, loss, rtol=1e-5)
     np.testing.assert_allclose(flat(new_grads), flat(grads), rtol=1e-4, atol=1e-6)
+
+
+def numpy_attention(q_BSMK, k_BSMK, v_BSMK, mask_SS):
+    """Softmax attention, written out in float64: softmax(q k^T / sqrt(K), masked) v, per batch and head."""
+    q, k, v = (np.asarray(x, np.float64) for x in (q_BSMK, k_BSMK, v_BSMK))
+    logits_BMSS = np.einsum("bsmk,btmk->bmst", q, k) / np.sqrt(q.shape[-1])
+    logits_BMSS = np.where(mask_SS, logits_BMSS, -np.inf)
+    weights = np.exp(logits_BMSS - logits_BMSS.max(-1, keepdims=True))
+    weights /= weights.sum(-1, keepdims=True)
+    return np.einsum("bmst,btmk->bsmk", weights, v)
+
+
+@pytest.mark.parametrize("implementation", ["einsum", "fused"])
+def test_attention_implementations_match_a_numpy_reference(implementation):
+    B, S, M, K = 2, 12, 3, 16
+    q, k, v = (3 * jax.random.normal(key, (B, S, M, K)) for key in jax.random.split(jax.random.key(0), 3))
+    step_of_token_S = np.repeat(np.arange(4), 3)  # 4 steps of 3 tokens: block-causal
+    for mask_SS in (None, np.asarray(layers.block_causal_mask(step_of_token_S))):
+        out = layers.dot_product_attention(q, k, v, mask_SS, implementation)
+        expected = numpy_attention(q, k, v, np.ones((S, S), bool) if mask_SS is None else mask_SS)
+        assert out.shape == (B, S, M, K) and out.dtype == jnp.float32
+        np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("compute", [dict(dtype="bfloat16"), dict(encoder_dtype="bfloat16")])

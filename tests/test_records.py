@@ -207,6 +207,38 @@ def test_too_many_bad_records_stop_the_run(tmp_path):
     assert counter.seen >= 6 and counter.bad_fraction > 0.25
 
 
+def records_until_stopped(counter, kinds):
+    """Feeds skip_bad records in order ("g" good, "b" bad): how many it took when the run stopped, or None."""
+
+    def decode(kind):
+        if kind == "b":
+            raise records.RecordError("meta: missing")
+        return kind
+
+    read = records.skip_bad(decode, counter)
+    for taken, kind in enumerate(kinds, start=1):
+        try:
+            read(kind)
+        except records.BadDataError:
+            return taken
+    return None
+
+
+def test_bad_records_first_stop_the_run_only_once_min_records_are_seen():
+    counter = records.BadRecordCounter(max_bad_fraction=0.25, min_records=4)
+    # 3 of 3 bad (100 %) is no verdict yet; the 4th record reaches min_records, still 100 % bad: stop there.
+    assert records_until_stopped(counter, "bbbbgggg") == 4
+    assert (counter.good, counter.bad) == (0, 4)
+
+
+def test_a_bad_fraction_at_the_bound_never_stops_the_run_and_just_above_does():
+    at_bound = records.BadRecordCounter(max_bad_fraction=0.25, min_records=4)
+    assert records_until_stopped(at_bound, "gggb" * 50) is None  # 1 in 4 after every bad record: 0.25
+    assert at_bound.bad_fraction == 0.25
+    below = records.BadRecordCounter(max_bad_fraction=0.2499, min_records=4)  # the same records, just above
+    assert records_until_stopped(below, "gggb" * 50) == 4
+
+
 def test_other_errors_are_not_swallowed():
     counter = records.BadRecordCounter()
     with pytest.raises(ZeroDivisionError):
