@@ -213,4 +213,9 @@ def _validate(config) -> None:
         )
     if not isinstance(compute["scan"], bool):
         raise ValueError(f"model.compute.scan must be a bool, got {compute['scan']!r}")
-    regularizer(config)
+    trainer = regularizer(config).trainer
+    periods = [k for k in ("reset_every", "reset_every_latents") if trainer.get(k) is not None]
+    for key in periods:  # the VQ dead-code reset period, in steps or in latent actions
+        _positive_int(config, f"regularizer.{key}")
+    if len(periods) > 1:
+        raise ValueError("model.regularizer sets both reset_every and reset_every_latents: give one")

@@ -155,6 +155,12 @@ def discrete(raw, params, *, rng, train, commitment=0.25):
     loss = mean((sg(raw) - e)^2) + commitment * mean((raw - sg(e))^2), means over all elements, so the
     codebook learns only from the first (codebook) term. metrics["code_counts"] (V,) int32 counts how many
     latents picked each code in this call; the trainer accumulates it for :func:`reset_dead_codes`.
+
+    One code per latent action: each transition's raw (L,) vector (L = model.latent_dim, 128 in the paper's
+    recipe) is quantised whole to a single code, so a transition carries log2(V) bits. UniVLA's VQ instead
+    quantises several smaller codes per transition (a short sequence of action tokens); we follow the
+    paper's one-latent-per-transition setup and do not split z. The trainer options ``reset_every`` (steps)
+    or ``reset_every_latents`` (latent actions, converted to steps by lawm.step) set the dead-code reset.
     """
     del rng, train
     codebook_VL = params["codebook"]
@@ -196,16 +202,28 @@ def init_codebook(rng, codebook_size, latent_dim):
 
 
 def reset_dead_codes(codebook, counts, latents, rng):
-    """Re-seed codes with accumulated count 0 from latents drawn uniformly (with replacement).
+    """Re-seed dead codes (accumulated count 0) from distinct latents of the batch, without replacement.
 
-    codebook (V, L), counts (V,), latents (..., L) -> (new_codebook (V, L), num_reset int32 scalar).
-    Used codes are returned bit-identical. Jittable: a fixed-size draw for every code, selected by where.
+    codebook (V, L), counts (V,), latents (..., L) -> (new_codebook (V, L), reseeded_V (V,) bool).
+
+    The dead codes are put in a random order and the k-th of them takes the k-th latent of a random
+    permutation of the Z latents, so no two re-seeded codes come from the same latent and each one is the
+    nearest code of the latent that seeded it. With more dead codes than latents only Z of them (a random
+    choice) are re-seeded; the others are returned unchanged and, if still unused, wait for the next reset.
+    reseeded_V marks the re-seeded rows (the trainer zeroes their optimiser state); every other row is
+    returned bit-identical. Jittable: static shapes (two permutations, a cumsum and a where).
     """
     lat_ZL = jax.lax.stop_gradient(latents).reshape(-1, latents.shape[-1])
-    pick_V = jax.random.randint(rng, (codebook.shape[0],), 0, lat_ZL.shape[0])
+    num_latents, num_codes = lat_ZL.shape[0], codebook.shape[0]
+    order_rng, pick_rng = jax.random.split(rng)
     dead_V = counts == 0
-    new = jnp.where(dead_V[:, None], lat_ZL[pick_V].astype(codebook.dtype), codebook)
-    return new, jnp.sum(dead_V).astype(jnp.int32)
+    order_V = jax.random.permutation(order_rng, num_codes)  # dead codes are ranked in this random order
+    rank_V = jnp.zeros((num_codes,), jnp.int32).at[order_V].set(jnp.cumsum(dead_V[order_V]) - 1)
+    reseeded_V = dead_V & (rank_V < num_latents)
+    perm_Z = jax.random.permutation(pick_rng, num_latents)
+    pick_V = perm_Z[jnp.clip(rank_V, 0, num_latents - 1)]
+    new = jnp.where(reseeded_V[:, None], lat_ZL[pick_V].astype(codebook.dtype), codebook)
+    return new, reseeded_V
 
 
 def _no_params(rng, latent_dim):
@@ -230,7 +248,9 @@ REGULARIZERS: dict[str, Regularizer] = {
     "deterministic": Regularizer(deterministic),
     "sparse": Regularizer(sparse),
     "noisy": Regularizer(noisy, raw_dim_factor=2),
-    "discrete": Regularizer(discrete, init_params=_init_discrete, trainer_keys=("reset_every",)),
+    "discrete": Regularizer(
+        discrete, init_params=_init_discrete, trainer_keys=("reset_every", "reset_every_latents")
+    ),
 }
 
 

@@ -16,6 +16,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from data_pipelines import sources
+from lawm import config as config_lib
 from lawm import optim, regularizers, sharding, systems
 
 
@@ -42,15 +44,20 @@ def make_train_step(system: systems.System, optimizer, reset_every: int | None):
             counts = state["code_counts"] + aux["code_counts"]
             due = (new["step"] % reset_every) == 0
             codebook = params["regularizer"]["codebook"]
-            reseeded, num_reset = regularizers.reset_dead_codes(
+            reseeded, reseeded_V = regularizers.reset_dead_codes(
                 codebook, counts, aux["raw_latents"], reset_rng
             )
+            reseeded_V = reseeded_V & due
             new["params"] = {
                 **params,
                 "regularizer": {**params["regularizer"], "codebook": jnp.where(due, reseeded, codebook)},
             }
+            # A re-seeded row starts afresh: its old AdamW moments belong to the code it replaced.
+            new["opt_state"] = zero_codebook_rows(optimizer, opt_state, params, reseeded_V)
             new["code_counts"] = jnp.where(due, jnp.zeros_like(counts), counts)
-            aux["metrics"]["latent/codes_reset"] = jnp.where(due, num_reset, 0).astype(jnp.float32)
+            metrics = aux["metrics"]
+            metrics["latent/codes_reset"] = jnp.sum(reseeded_V).astype(jnp.float32)
+            metrics["latent/codes_dead"] = jnp.where(due, jnp.sum(counts == 0), 0).astype(jnp.float32)
 
         # A non-finite step changes nothing but the flag, so the params stay the last good ones.
         finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
@@ -61,6 +68,27 @@ def make_train_step(system: systems.System, optimizer, reset_every: int | None):
         return new, dict(aux["metrics"], grad_norm=grad_norm)
 
     return train_step
+
+
+def zero_codebook_rows(optimizer, opt_state, params, rows_V):
+    """`opt_state` with every param-shaped state of the codebook (AdamW's mu and nu, ...) zero on rows_V.
+
+    rows_V (V,) bool marks rows of params["regularizer"]["codebook"] (V, L); every other leaf and row is
+    returned as it is. The param-shaped parts of the state are found by `optax.tree_map_params`; a
+    transform that does not hold the codebook (Muon's) has an `optax.MaskedNode` there, left alone.
+    """
+    marks = jax.tree.map(lambda _: False, params)
+    marks["regularizer"] = {**marks["regularizer"], "codebook": rows_V}
+
+    def zero(leaf, rows):
+        if rows is False or isinstance(leaf, optax.MaskedNode) or leaf is None:
+            return leaf
+        keep = ~rows.reshape(rows.shape + (1,) * (leaf.ndim - 1))
+        return jnp.where(keep, leaf, jnp.zeros_like(leaf))
+
+    return optax.tree_map_params(
+        optimizer, zero, opt_state, marks, is_leaf=lambda x: isinstance(x, optax.MaskedNode) or x is None
+    )
 
 
 def init_state(system, optimizer, rng, codebook_size: int | None = None):
@@ -92,6 +120,27 @@ class Parts:
     rng: jax.Array
 
 
+def latents_per_clip(encoder_config, num_frames: int) -> int:
+    """Latent actions one clip of `num_frames` frames gives: its states (one per tubelet, or one per frame
+    in per-frame mode) minus one. 16 frames: 7 with tubelets of 2, 15 with `causal="per_frame"`."""
+    return num_frames // config_lib.frames_per_state(encoder_config) - 1
+
+
+def reset_period(config) -> int | None:
+    """The VQ dead-code reset period in steps, from `model.regularizer.reset_every` (steps) or
+    `reset_every_latents` (latent actions: divided by batch_size x latents per clip, at least 1 step).
+
+    Converted here, where the run's batch size, frames and encoder mode (after any command-line override)
+    are known. None when the regularizer sets neither.
+    """
+    model = config_lib.resolve(config.model)
+    options = config_lib.regularizer(model).trainer
+    if options.get("reset_every_latents") is None:
+        return options.get("reset_every")
+    per_step = config.batch_size * latents_per_clip(model.encoder, sources.num_frames(config.data))
+    return max(1, options["reset_every_latents"] // per_step)
+
+
 def build(config, mesh, *, abstract_frozen: bool = False) -> Parts:
     """The system, its optimiser, the state's constructor and shardings, and the frozen encoder.
 
@@ -104,7 +153,7 @@ def build(config, mesh, *, abstract_frozen: bool = False) -> Parts:
     trainable = {k: abstract[k] for k in system.trainable}
     optimizer = optim.make_optimizer(config.optim, trainable)
     codebook = trainable.get("regularizer", {}).get("codebook")
-    reset_every = getattr(system, "reset_every", None) if codebook is not None else None
+    reset_every = reset_period(config) if codebook is not None else None
     codebook_size = codebook.shape[0] if reset_every else None
     make_state = functools.partial(init_state, system, optimizer, codebook_size=codebook_size)
     shardings = sharding.state_shardings(jax.eval_shape(make_state, rng), mesh)

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from experiments.configs import common, lawm_yt1b, quickstart, synthetic_eval
-from lawm import train
+from lawm import step, train
 from lawm.evals import runner
 
 CONFIGS = (
@@ -39,9 +39,22 @@ def test_paper_recipe_numbers():
     assert (config.batch_size, config.total_steps, config.data.world.num_frames) == (1024, 30_000, 16)
     assert (config.optim.muon_lr, config.optim.adamw_lr, config.optim.weight_decay) == (0.02, 6.25e-4, 0.04)
     assert config.optim.warmup_fraction == 0.1 and config.model.regularizer.l1 == 0.01
-    assert lawm_yt1b.get_config("discrete-low").model.regularizer.reset_every == 2_500_000 // (1024 * 7)
+    assert lawm_yt1b.get_config("noisy-paper").model.regularizer.to_dict() == dict(name="noisy", beta=5e-5)
+    assert lawm_yt1b.get_config("sparse-paper").model.regularizer.to_dict() == dict(name="sparse", l1=0.01)
     with pytest.raises(ValueError, match="preset must be one of"):
         lawm_yt1b.get_config("sparse-extreme")
+
+
+@pytest.mark.parametrize("causal,latents_per_clip", [("tubelet", 7), ("per_frame", 15)])
+def test_paper_recipe_resets_codes_every_2_5m_latents_in_either_encoder_mode(causal, latents_per_clip):
+    """The period is in latents; steps follow the run's batch size, frames and encoder mode (overrides)."""
+    config = lawm_yt1b.get_config("discrete-low")
+    assert config.model.regularizer.reset_every_latents == 2_500_000
+    config.model.encoder.causal = causal
+    assert step.latents_per_clip(config.model.encoder, 16) == latents_per_clip
+    assert step.reset_period(config) == 2_500_000 // (1024 * latents_per_clip)  # 348 | 162
+    config.batch_size = 512
+    assert step.reset_period(config) == 2_500_000 // (512 * latents_per_clip)
 
 
 def test_synthetic_eval_worlds_change_only_what_they_say():

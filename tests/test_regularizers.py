@@ -275,10 +275,10 @@ def test_reset_dead_codes(jit):
     counts = np.array([3, 0, 1, 0, 0, 9, 2, 0, 1, 1, 5, 0], np.int32)
     latents = _raw((4, 5, D), seed=7)
     fn = jax.jit(R.reset_dead_codes) if jit else R.reset_dead_codes
-    new, num = fn(jnp.asarray(cb), jnp.asarray(counts), jnp.asarray(latents), jax.random.key(1))
-    new = np.asarray(new)
+    new, reseeded = fn(jnp.asarray(cb), jnp.asarray(counts), jnp.asarray(latents), jax.random.key(1))
+    new, reseeded = np.asarray(new), np.asarray(reseeded)
     assert new.shape == cb.shape and new.dtype == cb.dtype
-    assert int(num) == int(np.sum(counts == 0)) == 5
+    np.testing.assert_array_equal(reseeded, counts == 0)  # 5 dead codes, 20 latents: all re-seeded
     flat = latents.reshape(-1, D)
     for k in range(K):
         if counts[k]:
@@ -286,6 +286,7 @@ def test_reset_dead_codes(jit):
         else:
             assert not np.array_equal(new[k], cb[k])
             assert any(np.array_equal(new[k], row) for row in flat), k
+    assert len({new[k].tobytes() for k in np.flatnonzero(reseeded)}) == 5  # distinct latents
     # different rng, different picks (with 20 latents and 5 dead codes a full collision is ~impossible)
     new2, _ = fn(jnp.asarray(cb), jnp.asarray(counts), jnp.asarray(latents), jax.random.key(2))
     assert not np.array_equal(new, np.asarray(new2))
@@ -293,9 +294,11 @@ def test_reset_dead_codes(jit):
 
 def test_reset_dead_codes_none_dead():
     cb = jnp.asarray(_raw((K, D), seed=6))
-    new, num = R.reset_dead_codes(cb, jnp.ones((K,), jnp.int32), jnp.asarray(_raw((7, D))), jax.random.key(0))
+    new, reseeded = R.reset_dead_codes(
+        cb, jnp.ones((K,), jnp.int32), jnp.asarray(_raw((7, D))), jax.random.key(0)
+    )
     np.testing.assert_array_equal(new, cb)
-    assert int(num) == 0
+    assert not np.asarray(reseeded).any()
 
 
 # --- shapes, jit, registry ------------------------------------------------------------------------------

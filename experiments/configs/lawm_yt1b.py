@@ -4,7 +4,8 @@ COMMAND:  lawm-prepare videos --input ids.txt --video_dir /data/yt1b/videos --ou
           lawm-train --config=experiments/configs/lawm_yt1b.py:noisy-high --workdir=gs://BUCKET/noisy-high \
               --config.data.yt_temporal.records.train=/data/yt1b/clips \
               --config.data.yt_temporal.records.eval=/data/yt1b/clips-eval
-          ARG is REGULARIZER-CAPACITY (sparse|noisy|discrete x low|mid|high) or deterministic or none.
+          ARG is REGULARIZER-CAPACITY (sparse|noisy|discrete x low|mid|high), sparse-paper / noisy-paper
+          (the paper's scaling-study settings), deterministic or none.
           `--config.data.yt_temporal.mode=videos` (+ .ids.train/.eval, .video_dir) decodes the downloaded
           videos directly instead; `--config.data.source=synthetic` runs the recipe on the synthetic world
           at 256 px (to check memory and throughput without data).
@@ -23,8 +24,10 @@ from experiments.configs import common
 
 TOTAL_STEPS = 30_000
 BATCH = 1024
-FRAMES = 16  # at 4 fps: 4 s clips, 8 tubelet states, 7 transitions
-LATENTS_PER_RESET = 2_500_000  # VQ dead-code reset "every 300k videos ~ 2.5M latent actions" (paper §5.3)
+FRAMES = 16  # at 4 fps: 4 s clips, 8 tubelet states, 7 transitions (per_frame encoder: 16 states, 15)
+# VQ dead-code reset "every 300k videos ~ 2.5M latent actions" (paper §5.3); lawm.step.reset_period turns it
+# into steps from the run's batch size, frames and encoder mode (so command-line overrides stay right).
+LATENTS_PER_RESET = 2_500_000
 
 PRESETS = {
     "sparse-low": dict(name="sparse", l1=0.1),
@@ -33,6 +36,8 @@ PRESETS = {
     "noisy-low": dict(name="noisy", beta=1e-4),
     "noisy-mid": dict(name="noisy", beta=1e-5),
     "noisy-high": dict(name="noisy", beta=1e-6),
+    "sparse-paper": dict(name="sparse", l1=0.01),  # the paper's scaling-study settings
+    "noisy-paper": dict(name="noisy", beta=5e-5),
     "discrete-low": dict(name="discrete", codebook_size=16),
     "discrete-mid": dict(name="discrete", codebook_size=1024),
     "discrete-high": dict(name="discrete", codebook_size=4096),
@@ -47,7 +52,7 @@ def get_config(arg="noisy-high"):
     config = common.base_config(TOTAL_STEPS)
     regularizer = dict(PRESETS[arg])
     if regularizer["name"] == "discrete":
-        regularizer["reset_every"] = max(1, LATENTS_PER_RESET // (BATCH * (FRAMES // 2 - 1)))
+        regularizer["reset_every_latents"] = LATENTS_PER_RESET
     config.model.regularizer = regularizer
     config.data.update(
         source="yt_temporal",

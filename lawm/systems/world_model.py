@@ -67,7 +67,6 @@ class WorldModelSystem:
         options = config_lib.regularizer(model_config)
         self.regularizer = options.fn
         self.regularizer_kwargs, self.regularizer_init_kwargs = options.apply, options.init
-        self.reset_every = options.trainer.get("reset_every")  # VQ dead-code reset period (steps)
         enc, idm, wm = model_config.encoder, model_config.idm, model_config.world_model
         h, w = config_lib.image_hw(enc)
         self.grid_hw = (h // enc.patch_size, w // enc.patch_size)
@@ -211,6 +210,13 @@ class WorldModelSystem:
 
     def loss_fn(self, params: Params, batch, rng, train: bool = True):
         """Teacher-forced L1 over all steps + regularizer loss. Returns (loss, aux).
+
+        The prediction loss is the element-wise mean of |prediction - target| over batch x steps x tokens x
+        features (B x (T-1) x N x E). The paper's text reads as a sum over a state's tokens and features,
+        which is N*E times ours: a regularizer coefficient c here (sparse's l1, noisy's beta) equals
+        c x N*E against the summed loss, and a coefficient c_p meant for the summed loss is c_p / (N*E)
+        here. For the ViT-L recipe N = 256 tokens per state (16 x 16 patches of 256 px) and E = 1024, so
+        N*E = 262,144. The presets use the paper's numbers with this mean (README "Model").
 
         aux["metrics"]: float32 scalars to log. aux["code_counts"] / aux["raw_latents"]: only for
         regularizers with a codebook, for the trainer's dead-code reset.
