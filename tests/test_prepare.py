@@ -94,8 +94,8 @@ def test_rerun_skips_complete_shards_and_redoes_interrupted_ones(clean_run, vide
         written.append(os.path.basename(shard_path))
         return write_unit(shard_path, *args)
 
-    def interrupting(path, params):  # ^C after the first clip of short.mp4
-        for i, clip in enumerate(original_clips(path, params)):
+    def interrupting(path, params, *counts):  # ^C after the first clip of short.mp4
+        for i, clip in enumerate(original_clips(path, params, *counts)):
             if i == 1 and path.endswith("short.mp4"):
                 raise KeyboardInterrupt
             yield clip

@@ -123,6 +123,23 @@ def test_seeking_skips_the_frames_before_the_window(encoded, name, monkeypatch):
         assert len(decoded) == expected, seek
 
 
+@pytest.mark.parametrize("name", ["mp4-29.97", "mp4-vfr"])
+def test_iter_frames_and_on_frame_see_the_frames_on_the_clip_timeline(encoded, name):
+    data = encoded[name]
+    times = [float(t) for t in stored_times(data)]
+    pairs = list(video.iter_frames(data))
+    assert [frame_index(frame.to_ndarray(format="rgb24")) for frame, _ in pairs] == list(range(len(times)))
+    np.testing.assert_allclose([t for _, t in pairs], times, atol=1e-9)
+    seen = []
+    clip = video.decode_clip(data, num_frames=4, fps=4, start_s=1.0, on_frame=lambda f, t: seen.append(t))
+    # Every frame decoded for the clip, in order: from the keyframe before 1 s to the first at or after the
+    # last target (1.75 s), which holds every frame the clip shows.
+    first = int(np.argmin(np.abs(np.array(times) - seen[0])))
+    np.testing.assert_allclose(seen, times[first : first + len(seen)], atol=1e-9)
+    assert seen[0] <= 1.0 and seen[-1] >= 1.75 > seen[-2]
+    assert all(first <= frame_index(f) < first + len(seen) for f in clip)
+
+
 def test_past_the_end_repeats_the_last_frame(encoded):
     clip = video.decode_clip(encoded["mp4-30"], num_frames=8, fps=4, start_s=3.3)
     assert [frame_index(f) for f in clip] == [99, 106, 114, 119, 119, 119, 119, 119]

@@ -61,16 +61,18 @@ def test_folder_glob_and_list_file_give_the_same_videos(folder, tmp_path):
         folder_source(tmp_path / "nowhere", train=False)
 
 
-def test_train_windows_are_seeded_by_index_and_eval_windows_centred(folder):
+def test_train_windows_are_seeded_by_index_and_eval_windows_spread_evenly(folder):
     evaluation = folder_source([folder / "a.mp4"], train=False)
     # 6 s video, 1 s clip: the centred window starts at 2.5 s; 4 fps from 10: 2.5, 2.75 (a tie: the earlier
     # frame), 3, 3.25 (a tie).
     np.testing.assert_array_equal(frame_indices(evaluation[0]["video"]), [25, 27, 30, 32])
 
     training = folder_source([folder / "a.mp4"], train=True, windows_per_video=8)
-    assert (
-        len(training) == 8 and len(folder_source([folder / "a.mp4"], train=False, windows_per_video=8)) == 1
-    )
+    spread = folder_source([folder / "a.mp4"], train=False, windows_per_video=8)
+    assert len(training) == len(spread) == 8
+    # Evaluation windows j = 0..7 start at (j + 1/2) / 8 of the 5 s of possible starts: 0.3125 s, ...
+    expected = np.round((np.arange(8) + 0.5) / 8 * 5 * 10).astype(int)  # no ties: starts at x.x125 / x.x375 s
+    assert [frame_indices(spread[j]["video"])[0] for j in range(8)] == expected.tolist()
     starts = [frame_indices(training[i]["video"])[0] for i in range(8)]
     assert len(set(starts)) >= 6 and 0 <= min(starts) and max(starts) <= 50  # distinct windows within 0..5 s
     same = folder_source([folder / "a.mp4"], train=True, windows_per_video=8)
@@ -210,4 +212,8 @@ def test_make_source_builds_the_video_sources_from_a_config(folder, yt, tmp_path
         assert evaluation[0]["video"].shape == train[len(train) - 1]["video"].shape == (4, 32, 32, 3)
         assert train.counter.max_bad_fraction == 0.5
         lengths.append((len(train), len(evaluation)))
-    assert lengths == [(2 * 5, 3), (2 * 2, 2), (6, 6)]  # windows_per_video=2 in training only
+    assert lengths == [(2 * 5, 2 * 3), (2 * 2, 2 * 2), (6, 6)]  # windows_per_video=2 per video
+    assert sources.make_source(configs[0], "train").scene_cuts == "split"  # the default
+    for config in configs[:2]:
+        config.scene_cuts = "keep"
+        assert sources.make_source(config, "eval").scene_cuts == "keep"

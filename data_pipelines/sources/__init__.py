@@ -9,19 +9,30 @@
              videos decoded straight from files: data.videos.train / data.videos.eval (a folder, a glob, a
              list file of paths, or a list of paths; local or gs://); element i is a clip from video i, a
              random window in training (data.windows_per_video windows per video per pass, default 1) and
-             the centred window in evaluation; num_frames / fps / image_size / seed / max_bad_fraction as for
-             records, unreadable videos skipped and counted the same way.
+             as many evenly spread windows in evaluation (1: the centred one); num_frames / fps /
+             image_size / seed / max_bad_fraction as for records, unreadable videos skipped and counted
+             the same way. data.scene_cuts: what a window
+             crossing a scene cut becomes, "split" (moved into one shot, default), "drop" (another window
+             or video) or "keep" (no detection); sources/video_folder.py says how.
   yt_temporal
              YT-Temporal-1B (sources/yt_temporal.py says where the ids come from). data.yt_temporal.mode:
              "videos": data.yt_temporal.ids.train / .eval (id list files) and data.yt_temporal.video_dir (the
              downloaded <id>.mp4/webm/mkv files), sampled like video_folder; "clips":
              data.yt_temporal.records.train / .eval (clip records written by `lawm-prepare videos`), read
              like records. Other fields as for video_folder.
+  camera_pan real footage under a known camera (sources/camera_pan.py): the source data.camera_pan.over
+             names (records or video_folder, its paths as above) read as data.camera_pan.canvas-pixel
+             square clips, and a window of data.image_size pixels panned over them by a random recorded
+             motion (max_pan output pixels and max_zoom log-scale per frame); `actions` are that motion.
+
+data.num_frames / data.fps / data.image_size left unset (None) take data.world's, so a synthetic config
+switched to another source on the command line keeps its clip shape and the model's image size.
 """
 
 from __future__ import annotations
 
-SOURCES = ("synthetic", "records", "video_folder", "yt_temporal")
+SOURCES = ("synthetic", "records", "video_folder", "yt_temporal", "camera_pan")
+PANNED = ("records", "video_folder")  # what camera_pan can move its window over
 
 
 def _check_source(data_config) -> str:
@@ -38,12 +49,15 @@ def make_source(data_config, split: str):
         return synthetic.SyntheticSource(
             synthetic.WorldConfig(**data_config.world), seed=data_config.seed, split=split
         )
+    if data_config.source == "camera_pan":
+        return _camera_pan(data_config, split)
     from data_pipelines import records
 
+    frames, fps, size = clip_shape(data_config)
     sampling = dict(
-        num_frames=data_config.num_frames,
-        fps=data_config.fps,
-        image_size=data_config.image_size,
+        num_frames=frames,
+        fps=fps,
+        image_size=size,
         train=split == "train",
         seed=data_config.seed,
         counter=records.BadRecordCounter(max_bad_fraction=data_config.get("max_bad_fraction", 0.01)),
@@ -52,11 +66,14 @@ def make_source(data_config, split: str):
         from data_pipelines.sources.clips import ClipSource
 
         return ClipSource(records.RecordSource(data_config.paths[split]), **sampling)
-    windows_per_video = data_config.get("windows_per_video", 1)
+    windows = dict(
+        windows_per_video=data_config.get("windows_per_video", 1),
+        scene_cuts=data_config.get("scene_cuts", "split"),
+    )
     if data_config.source == "video_folder":
         from data_pipelines.sources.video_folder import VideoFolderSource
 
-        return VideoFolderSource(data_config.videos[split], windows_per_video=windows_per_video, **sampling)
+        return VideoFolderSource(data_config.videos[split], **windows, **sampling)
     from data_pipelines.sources import yt_temporal
 
     yt = data_config.yt_temporal
@@ -66,28 +83,66 @@ def make_source(data_config, split: str):
         ids=yt.ids[split] if mode == "videos" else None,
         video_dir=yt.get("video_dir"),
         records_path=yt.records[split] if mode == "clips" else None,
-        windows_per_video=windows_per_video,
+        **windows,
         **sampling,
+    )
+
+
+def _camera_pan(data_config, split: str):
+    from data_pipelines.sources import camera_pan
+
+    options = data_config.camera_pan
+    inner = data_config.copy_and_resolve_references()
+    inner.source, inner.image_size = _panned(data_config), options.canvas
+    return camera_pan.CameraPanSource(
+        make_source(inner, split),
+        image_size=clip_shape(data_config)[2],
+        canvas=options.canvas,
+        max_pan=options.max_pan,
+        max_zoom=options.get("max_zoom", 0.0),
+        repeats=options.get("repeats", 1),
+        seed=data_config.seed,
+        split=split,
+    )
+
+
+def _panned(data_config) -> str:
+    over = data_config.camera_pan.over
+    if over not in PANNED:
+        raise ValueError(f"data.camera_pan.over must be one of {PANNED}, got {over!r}")
+    return over
+
+
+def clip_shape(data_config) -> tuple[int, float, int]:
+    """(frames per clip, fps, square frame size) the source yields; unset fields are data.world's."""
+    from data_pipelines.sources import synthetic
+
+    world = synthetic.WorldConfig(**data_config.get("world", {}))
+    shape = (world.num_frames, world.fps, world.image_size)
+    if _check_source(data_config) == "synthetic":
+        return shape
+    fields = ("num_frames", "fps", "image_size")
+    return tuple(
+        default if data_config.get(key) is None else data_config.get(key)
+        for key, default in zip(fields, shape, strict=True)
     )
 
 
 def num_frames(data_config) -> int:
     """Frames per clip that the source yields."""
-    if _check_source(data_config) == "synthetic":
-        return data_config.world.num_frames
-    return data_config.num_frames
+    return clip_shape(data_config)[0]
 
 
 def image_hw(data_config) -> tuple[int, int]:
     """Frame size (H, W) that the source yields."""
-    if _check_source(data_config) == "synthetic":
-        return (data_config.world.image_size,) * 2
-    return (data_config.image_size,) * 2
+    return (clip_shape(data_config)[2],) * 2
 
 
 def check_paths(data_config) -> None:
     """Fails, naming the field, when the chosen source lacks the paths it reads (before any compute)."""
     source = _check_source(data_config)
+    if source == "camera_pan":
+        source = _panned(data_config)
     if source == "synthetic":
         return
     if source == "records":

@@ -14,7 +14,8 @@ e.g. `yt-dlp -o "%(id)s.%(ext)s" -a ids.txt` into one folder (local or gs://).
 
 Two modes (`make_source`):
   videos  decode straight from the downloads: a random window per video (`windows_per_video` per pass)
-          in training, the centred window in evaluation (`VideoFolderSource`);
+          in training, the centred window in evaluation, kept off scene cuts per `scene_cuts`
+          (`VideoFolderSource`);
   clips   pre-cut clip records written by `lawm-prepare videos` (`ClipSource`): decoding a short clip is
           cheaper than seeking into a long download, at the cost of a fixed set of windows.
 """
@@ -104,14 +105,18 @@ def make_source(
     video_dir: str | os.PathLike | None = None,
     records_path: str | os.PathLike | None = None,
     windows_per_video: int = 1,
+    scene_cuts: str = "split",
     **sampling,
 ):
     """The YT-Temporal-1B source: "videos" needs `ids` and `video_dir`, "clips" needs `records_path`;
-    `sampling`: the keyword arguments of SampledSource (num_frames, fps, image_size, train, ...)."""
+    `sampling`: the keyword arguments of SampledSource (num_frames, fps, image_size, train, ...);
+    `scene_cuts` applies to "videos" (VideoFolderSource; clip records had theirs applied by lawm-prepare)."""
     if mode == "videos":
         if not ids or not video_dir:
             raise ValueError('yt_temporal mode "videos" needs an id list (ids) and a folder (video_dir)')
-        return YTTemporalVideos(ids, video_dir, windows_per_video=windows_per_video, **sampling)
+        return YTTemporalVideos(
+            ids, video_dir, windows_per_video=windows_per_video, scene_cuts=scene_cuts, **sampling
+        )
     if mode == "clips":
         if not records_path:
             raise ValueError('yt_temporal mode "clips" needs clip records (records) from lawm-prepare')

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ml_collections
+from ml_collections import config_dict
 
 from lawm import config as model_configs
 from lawm import optim
@@ -13,13 +14,29 @@ def base_config(total_steps: int) -> ml_collections.ConfigDict:
     config.task = "world_model"  # lawm.systems: what is trained (decoder.py, controller.py set theirs)
     config.seed = 0
     config.model = model_configs.model_config()
+    # Every source's fields are here (data_pipelines/sources/__init__.py says what each reads), so any
+    # training config takes --config.data.source=NAME and that source's paths from the command line.
     config.data = ml_collections.ConfigDict(
         dict(
-            source="synthetic",
+            source="synthetic",  # synthetic | records | video_folder | yt_temporal
             world=dict(
                 image_size=256, num_frames=16, fps=4.0
             ),  # data_pipelines.sources.synthetic.WorldConfig
-            seed=0,  # which clips (the world's seed)
+            paths=dict(train="", eval=""),  # records: clip records (`lawm-prepare videos` / `rlds`)
+            videos=dict(train="", eval=""),  # video_folder: a folder, glob or list file of videos
+            yt_temporal=dict(
+                mode="videos", ids=dict(train="", eval=""), video_dir="", records=dict(train="", eval="")
+            ),
+            # camera_pan: a window panned over `over`'s clips (read canvas x canvas) by a known motion.
+            camera_pan=dict(over="records", canvas=96, max_pan=3.0, max_zoom=0.0, repeats=1),
+            # Clip shape of the file sources; None: data.world's (so the model's image size still fits).
+            num_frames=config_dict.placeholder(int),
+            fps=config_dict.placeholder(float),
+            image_size=config_dict.placeholder(int),
+            windows_per_video=1,  # video_folder / yt_temporal videos: windows per video per pass
+            scene_cuts="split",  # video_folder / yt_temporal videos: split | drop | keep (at a scene cut)
+            max_bad_fraction=0.01,  # file sources: bad records or videos skipped, up to this fraction
+            seed=0,  # which clips (the world's seed; the file sources' windows and crops)
             shuffle_seed=0,  # the order they come in
             num_threads=2,
             prefetch=4,

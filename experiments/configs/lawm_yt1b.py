@@ -54,17 +54,9 @@ def get_config(arg="noisy-high"):
     if regularizer["name"] == "discrete":
         regularizer["reset_every_latents"] = LATENTS_PER_RESET
     config.model.regularizer = regularizer
-    config.data.update(
-        source="yt_temporal",
-        yt_temporal=dict(
-            mode="clips", records=dict(train="", eval=""), ids=dict(train="", eval=""), video_dir=""
-        ),
-        num_frames=FRAMES,
-        fps=4.0,
-        image_size=256,
-        max_bad_fraction=0.01,
-        world=dict(image_size=256, num_frames=FRAMES, fps=4.0),  # for --config.data.source=synthetic
-    )
+    config.data.update(source="yt_temporal", num_frames=FRAMES, fps=4.0, image_size=256)
+    config.data.yt_temporal.mode = "clips"
+    config.data.world.update(image_size=256, num_frames=FRAMES, fps=4.0)  # --config.data.source=synthetic
     config.batch_size = BATCH
     # How the step computes (lawm.config.compute_config; README "Performance"): bf16 activations with fp32
     # params, the frozen encoder in bf16, scanned blocks (each compiled once) and full

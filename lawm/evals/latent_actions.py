@@ -55,6 +55,10 @@ def evaluate(system, params, batches, *, action_names=None, ridge: float = 1e-3)
         if "actions" in batch:
             latents.append(z)
             actions.append(transition_actions(batch["actions"], z.shape[1], system.config.encoder))
+    if not sums:
+        raise ValueError(
+            "latent_actions: no batch of >= 2 held-out clips (more eval clips or eval.batch_size)"
+        )
     mean = {k: float(np.concatenate(v).mean()) for k, v in sums.items()}
     results = {
         "error_own_latents": mean["own"],
