@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+from scipy.spatial.transform import Rotation
 
 tfds = pytest.importorskip("tensorflow_datasets")
 
@@ -14,7 +15,7 @@ from data_pipelines import records, video  # noqa: E402
 from data_pipelines.tools import rlds  # noqa: E402
 
 H, W = 16, 24
-DROID_LENGTHS = (5, 7, 9)
+DROID_LENGTHS = (5, 7, 9, 6)  # the last episode failed: skipped by default (file_path without "success")
 RECON_LENGTHS = (6, 6, 6, 1)  # the last episode is too short for one transition
 
 
@@ -47,6 +48,17 @@ def recon_trajectory(episode, num):
     return np.stack([np.full(num, 1.0), 0.5 * np.arange(num)], 1), yaw
 
 
+def droid_metadata(episode):
+    """As DROID's: gs://.../<lab>/<success|failure>/<date>/<time>/trajectory.h5, recordings beside it."""
+    outcome = "failure" if episode == 3 else "success"
+    folder = f"gs://xembodiment_data/r2d2/r2d2-data-full/LAB/{outcome}/2023-04-2{episode}/Fri_{episode}_2023"
+    return {"file_path": f"{folder}/trajectory.h5", "recording_folderpath": f"{folder}/recordings/MP4"}
+
+
+def recon_file_path(episode):
+    return f"recon_release/jackal_2019-08-0{episode}-16-23-30_0.hdf5"
+
+
 class TinyDroid(tfds.core.GeneratorBasedBuilder):
     """Shaped like DROID RLDS 1.0.0 (fewer, smaller features)."""
 
@@ -63,10 +75,8 @@ class TinyDroid(tfds.core.GeneratorBasedBuilder):
         }
         steps = {"observation": observation, "action": tfds.features.Tensor(shape=(7,), dtype=np.float64)}
         steps.update(is_first=np.bool_, is_last=np.bool_)
-        features = {
-            "steps": tfds.features.Dataset(steps),
-            "episode_metadata": {"file_path": tfds.features.Text()},
-        }
+        metadata = {"file_path": tfds.features.Text(), "recording_folderpath": tfds.features.Text()}
+        features = {"steps": tfds.features.Dataset(steps), "episode_metadata": metadata}
         return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict(features))
 
     def _split_generators(self, dl_manager):
@@ -81,7 +91,7 @@ class TinyDroid(tfds.core.GeneratorBasedBuilder):
                 observation.update(cartesian_position=cartesian[t], gripper_position=[t / 10])
                 steps.append({"observation": observation, "action": np.zeros(7), "is_first": t == 0})
                 steps[-1]["is_last"] = t == num - 1
-            yield e, {"steps": steps, "episode_metadata": {"file_path": f"episode-{e}"}}
+            yield e, {"steps": steps, "episode_metadata": droid_metadata(e)}
 
 
 class TinyRecon(tfds.core.GeneratorBasedBuilder):
@@ -98,7 +108,10 @@ class TinyRecon(tfds.core.GeneratorBasedBuilder):
             "state": tfds.features.Tensor(shape=(3,), dtype=np.float64),
         }
         steps = {"observation": observation, "action": tfds.features.Tensor(shape=(2,), dtype=np.float64)}
-        features = tfds.features.FeaturesDict({"steps": tfds.features.Dataset(steps)})
+        metadata = {"file_path": tfds.features.Text()}
+        features = tfds.features.FeaturesDict(
+            {"steps": tfds.features.Dataset(steps), "episode_metadata": metadata}
+        )
         # Unshuffled: split index = generation order (TinyDroid is shuffled on write, the tfds default).
         return tfds.core.DatasetInfo(builder=self, features=features, disable_shuffling=True)
 
@@ -113,7 +126,7 @@ class TinyRecon(tfds.core.GeneratorBasedBuilder):
                 observation = {"image": frame(e, t), "position": position[t], "yaw": yaw[t : t + 1]}
                 observation["state"] = np.concatenate([position[t], yaw[t : t + 1]])
                 steps.append({"observation": observation, "action": np.zeros(2)})
-            yield e, {"steps": steps}
+            yield e, {"steps": steps, "episode_metadata": {"file_path": recon_file_path(e)}}
 
 
 def prepare(builder_cls, root, file_format):
@@ -176,7 +189,7 @@ def test_conventions_wrap_angles_and_rotate_into_robot_frame():
         rlds.droid_states_actions(np.zeros((3, 7)), np.zeros(3))
 
 
-def test_droid_records_hold_frames_states_and_wrapped_deltas(builder_dirs, tmp_path):
+def test_droid_records_hold_frames_states_rotation_deltas_and_success_episodes(builder_dirs, tmp_path):
     manifest = rlds.convert(builder_dirs["droid"], tmp_path, dataset="droid")
     assert (manifest["fps"], manifest["camera"], manifest["records"], manifest["failures"]) == (
         15.0,
@@ -184,19 +197,29 @@ def test_droid_records_hold_frames_states_and_wrapped_deltas(builder_dirs, tmp_p
         3,
         [],
     )
+    assert (manifest["episode_filter"], manifest["episodes"], manifest["skipped_episodes"]) == (
+        "success",
+        4,
+        1,
+    )
+    assert manifest["action_kind"] == "ee_delta" and manifest["layout"] == "shards"
     got = read(tmp_path)
     episodes = tfds.builder_from_directory(builder_dirs["droid_ar"]).as_data_source("train")
-    assert len(got) == len(episodes) == 3
-    for i, record in enumerate(got):
+    assert len(got) == 3 and len(episodes) == 4
+    for record in got:
         # tfds shuffled the episodes on write: generation episode e sits at split index i (y = e at step 0).
+        i = record["meta"]["episode"]
         e = round(float(episodes[i]["steps"][0]["observation"]["cartesian_position"][1]))
+        assert e != 3  # the failed episode is not converted
         num = DROID_LENGTHS[e]
         assert record["meta"] == {
             "source_id": f"droid/train/{i}",
             "episode": i,
             "camera": "exterior_image_1_left",
+            **droid_metadata(e),
             "start_step": 0,
             "start_s": 0.0,
+            "action_kind": "ee_delta",
         }
         clip = pixels(record)
         assert clip.shape == (num, H, W, 3)
@@ -207,11 +230,12 @@ def test_droid_records_hold_frames_states_and_wrapped_deltas(builder_dirs, tmp_p
         )
         actions = record["actions"]
         assert actions.shape == (num - 1, 7) and actions.dtype == np.float32
-        assert np.allclose(actions, [[0.1, -0.05, 0, 0.1, 0, 0.1, 0.1]], atol=1e-5)  # yaw crossing pi: +0.1
-        raw = np.diff(record["states"].astype(np.float64), axis=0)
-        assert np.abs(raw[1, 5]) > 6  # the crossing really is in the data
-        raw[:, 3:6] = wrapped(raw[:, 3:6])
-        assert np.allclose(actions, raw, atol=1e-5)
+        assert np.allclose(actions[:, [0, 1, 2, 6]], [[0.1, -0.05, 0, 0.1]], atol=1e-5)
+        # The rotation delta, from SciPy: extrinsic xyz Euler angles of R[t+1] R[t]^T (the yaw crosses pi).
+        rotations = Rotation.from_euler("xyz", droid_cartesian(e, num)[:, 3:])
+        expected = (rotations[1:] * rotations[:-1].inv()).as_euler("xyz")
+        assert np.allclose(actions[:, 3:6], expected, atol=1e-5)
+        assert not np.allclose(expected, [0.1, 0, 0.1], atol=1e-3)  # not the element-wise difference
 
 
 def test_read_paths_agree_and_pngs_become_jpegs(builder_dirs, tmp_path):
@@ -246,6 +270,8 @@ def test_recon_actions_are_robot_frame_and_short_episodes_are_listed(builder_dir
         "stop": 4,
         "episodes": 1,
         "records": 1,
+        "eval_episodes": 0,
+        "skipped": 0,
     }
     got = read(tmp_path)
     expected = {0: [0.5, 0, 0], 1: [0.5, 0, 0.1], 2: [0, 0.5, 0]}  # forward; forward through pi; left
@@ -255,6 +281,7 @@ def test_recon_actions_are_robot_frame_and_short_episodes_are_listed(builder_dir
         assert np.allclose(record["states"], np.concatenate([position, yaw[:, None]], 1), atol=1e-6)
         assert record["actions"].shape == (5, 3) and np.allclose(record["actions"], [expected[e]], atol=1e-5)
         assert pixels(record).shape == (6, H, W, 3) and record["fps"] == 4.0
+        assert record["meta"]["file_path"] == recon_file_path(e) and record["meta"]["action_kind"] == "se2"
     on_disk = json.loads((tmp_path / "manifest.json").read_text())
     assert on_disk == {k: v for k, v in manifest.items() if k not in ("written", "skipped")}
 
@@ -266,7 +293,7 @@ def test_clip_frames_cut_episodes_into_windows(builder_dirs, tmp_path):
     windows = {}
     for record in got:
         windows.setdefault((record["meta"]["episode"], droid_episode(record)), []).append(record["meta"])
-    assert sorted(i for i, _ in windows) == [0, 1, 2]
+    assert len({i for i, _ in windows}) == 3 and sorted(e for _, e in windows) == [0, 1, 2]  # successes
     for (i, e), metas in windows.items():
         starts = list(range(0, DROID_LENGTHS[e] - 2, 3))
         assert [(m["start_step"], m["start_s"]) for m in metas] == [(k, k / 5) for k in starts]
@@ -286,16 +313,16 @@ def test_rerun_skips_complete_shards_redoes_the_rest_and_equals_a_clean_run(buil
     clean, resumed = tmp_path / "clean", tmp_path / "resumed"
     rlds.convert(builder_dirs["droid"], clean, dataset="droid", episodes_per_shard=1)
     first = rlds.convert(builder_dirs["droid"], resumed, dataset="droid", episodes_per_shard=1)
-    assert first["written"] == [f"shard-0000{k}.array_record" for k in range(3)] and first["skipped"] == []
+    assert first["written"] == [f"shard-0000{k}.array_record" for k in range(4)] and first["skipped"] == []
     # A killed run: shard 1 half-written (.tmp, no final file), and the manifest never written.
     os.remove(resumed / "shard-00001.array_record")
     (resumed / "shard-00001.array_record.tmp").write_bytes(b"half a shard")
     os.remove(resumed / "manifest.json")
-    kept = {k: os.stat(resumed / f"shard-0000{k}.array_record").st_mtime_ns for k in (0, 2)}
+    kept = {k: os.stat(resumed / f"shard-0000{k}.array_record").st_mtime_ns for k in (0, 2, 3)}
     again = rlds.convert(builder_dirs["droid"], resumed, dataset="droid", episodes_per_shard=1)
     assert again["written"] == ["shard-00001.array_record"]
-    assert again["skipped"] == ["shard-00000.array_record", "shard-00002.array_record"]
-    assert kept == {k: os.stat(resumed / f"shard-0000{k}.array_record").st_mtime_ns for k in (0, 2)}
+    assert again["skipped"] == [f"shard-0000{k}.array_record" for k in (0, 2, 3)]
+    assert kept == {k: os.stat(resumed / f"shard-0000{k}.array_record").st_mtime_ns for k in (0, 2, 3)}
     assert sorted(os.listdir(resumed)) == sorted(os.listdir(clean))  # no .tmp left
     for name in os.listdir(clean):
         assert (resumed / name).read_bytes() == (clean / name).read_bytes(), name

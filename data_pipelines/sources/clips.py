@@ -3,8 +3,9 @@
 Record i becomes {"video": uint8 (F, S, S, 3)} (+ "actions" (F-1, A) when the record has them): F frames
 sampled at `fps` from the record's start by presentation timestamps, the short side resized to S and a
 crop taken (random in training, seeded by (seed, index) so runs repeat exactly; centred in evaluation).
-Actions are resampled to the sampled frames: row k sums the record's rows between frames k and k + 1
-(e.g. DROID records at 15 fps read at 4 fps).
+Actions are resampled to the sampled frames (`step_actions`): row k composes the record's rows between
+frames k and k + 1 as its `meta.action_kind` says (data_pipelines/poses.py: DROID rotations compose, RECON
+robot-frame steps compose as poses, other rows add up), e.g. DROID records at 15 fps read at 4 fps.
 
 A record that fails to decode is skipped and counted: the source serves a deterministic substitute
 (another record) in its place, so batches keep their static shape, the run stays reproducible and the
@@ -18,7 +19,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from data_pipelines import records, video
+from data_pipelines import poses, records, video
 
 # Substitutes are spread over the source by a large odd stride, so one damaged shard does not feed the
 # next bad neighbour in.
@@ -131,9 +132,7 @@ class ClipSource(SampledSource):
 
     def _actions(self, record, where: str) -> np.ndarray:
         """The record's actions (one row per transition of its frames, at its fps) resampled to the clip's
-        frames: row k sums the rows between sampled frames k and k + 1 (their record indices at the
-        record's nominal rate, chosen as for `frames`), so it is the action taking frame k to k + 1 for
-        additive actions (displacements); at equal rates it is the record's row k unchanged."""
+        frames, chosen as for `frames` (`step_actions`)."""
         actions, rate = np.asarray(record["actions"]), record["fps"]
         if (self.num_frames - 1) / self.fps > (len(actions) + 0.5) / rate + video.TIE_EPS_S:
             raise records.RecordError(
@@ -141,4 +140,17 @@ class ClipSource(SampledSource):
                 f"{self.fps} fps"
             )
         indices = video.nearest_indices(len(actions) + 1, rate, self.num_frames, self.fps, where=where)
-        return np.stack([actions[a:b].sum(0) for a, b in zip(indices[:-1], indices[1:], strict=True)])
+        kind = record.get("meta", {}).get("action_kind", "additive")
+        try:
+            return step_actions(actions, indices, kind)
+        except ValueError as e:
+            raise records.RecordError(f"{where}: actions: {e}") from None
+
+
+def step_actions(actions_TA, indices, kind: str = "additive") -> np.ndarray:
+    """Per-transition actions (T, A) of a record -> the action between each pair of consecutive record frame
+    `indices` (len(indices) - 1, A): the rows between them composed as `kind` says (poses.compose: the
+    displacement from frame indices[k] to indices[k + 1]); at equal rates the rows unchanged. float32."""
+    actions = np.asarray(actions_TA, np.float64)
+    pairs = zip(indices[:-1], indices[1:], strict=True)
+    return np.stack([poses.compose(actions[a:b], kind) for a, b in pairs]).astype(np.float32)

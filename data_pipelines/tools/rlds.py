@@ -2,99 +2,113 @@
 
 The dataset is opened with `tfds.builder_from_directory` and read by random access (`as_data_source`) when it
 was prepared as ArrayRecord, else in index order through `as_dataset` (the public DROID and Open
-X-Embodiment releases are TFRecord). Each episode becomes one record, or one record per non-overlapping
-window of `clip_frames` steps (a shorter tail is dropped), written with `records.write_shard`:
+X-Embodiment releases are TFRecord); that reading is in tools/rlds_reader.py. Each kept episode becomes one
+record, or one record per non-overlapping window of `clip_frames` steps (a shorter tail is dropped), written
+with `records.write_shard`. The conventions follow the references (README "Conventions";
+data_pipelines/poses.py has the formulas):
 
 - `frames`: the camera's per-step images as JPEG. RLDS stores images JPEG-encoded already, so the bytes
   pass through untouched (no generation loss, no decode/encode cost), frame i stays exactly step i, and
   any step is readable without decoding from a keyframe; other encodings (PNG, raw uint8 tensors) are
   encoded to JPEG (quality 95). H.264 `video` would be smaller but costs a lossy re-encode of every frame.
-- `fps`: the dataset's control rate, per-dataset default in `DEFAULT_FPS`: DROID 15 Hz (its native rate);
-  RECON 4 Hz (the GNM-processed trajectories, of which the Open X-Embodiment release is a conversion, as
-  NWM and the paper (§8.7) use them: H = 8 steps = 2 s). Override with `fps=` / `--fps` for other releases.
-- `states` (T, D) and `actions` (T - 1, D), float32; action t takes states[t] to states[t + 1]:
-  - DROID: states = [x, y, z, extrinsic euler x, y, z, gripper] (metres, radians, gripper as stored)
-    from `cartesian_position` (6) and `gripper_position` (1); actions = states[t + 1] - states[t] with
-    the euler differences wrapped to (-pi, pi] (V-JEPA 2-AC's 7-D end-effector deltas, paper §12.1).
-  - RECON: states = [x, y, yaw] in the world frame from `position` (2) and `yaw` (1); actions =
-    (dx, dy, dyaw): the world displacement rotated by -yaw_t into the robot frame at step t (x forward,
-    y left), dyaw wrapped to (-pi, pi]; metres and radians, not normalised (NWM's action space; NWM
-    anchors a clip's deltas to one frame instead: recompute from `states` if you need that).
+- `fps`: the dataset's step rate (`DEFAULT_FPS`, `--fps` for other releases; the manifest states it):
+  DROID 15 Hz (its control rate; the world model and controller read 4 fps clips from it, as V-JEPA 2-AC
+  trains on DROID at 4 fps). RECON 4 Hz: NWM reads its RECON trajectories (GNM's process_recon.py copies the
+  RECON hdf5 steps one to one) at `--input_fps 4`, the rate GNM/ViNT resample their other datasets to, and
+  the paper's "H = 8 = 2 s" needs it; 610,907 steps over RECON's "over 40 hours" allow at most 4.2 Hz.
+  The Open X-Embodiment sheet (and LeRobot's copy) say 3 Hz: use `--fps 3` to follow them (README).
+- `states` (T, D) and `actions` (T - 1, D), float64 math, stored float32; action t takes states[t] to t + 1:
+  - DROID (`meta.action_kind` "ee_delta"): states = [x, y, z, extrinsic euler x, y, z, gripper] from
+    `cartesian_position` (6) and `gripper_position` (1); actions = [Δxyz in the base frame, extrinsic
+    "xyz" Euler angles of R_{t+1} R_t^T, Δgripper] (V-JEPA 2-AC's `poses_to_diffs`, jepa-wms).
+  - RECON (`meta.action_kind` "se2"): states = [x, y, yaw] in the world frame from `position` (2) and
+    `yaw` (1); actions = (dx, dy, dyaw): the displacement in the robot frame at step t (x forward, y left),
+    dyaw wrapped to (-pi, pi]; metres and radians, not normalised (NWM's action space).
+  Readers resample to other rates by composing rows (sources/clips.py, `poses.compose`), never by summing
+  rotations or robot-frame steps.
 - `meta`: `source_id` "<dataset>/<split>/<episode index>" (index in split order), `episode`, `camera`,
-  `start_step` and `start_s` (where a window starts in its episode).
+  `start_step` and `start_s` (where a window starts in its episode), `action_kind`, and the episode's
+  metadata when the dataset has it (`file_path`, DROID's `recording_folderpath`).
 
-Feature names follow the public releases: DROID RLDS 1.0.0 (gs://gresearch/robotics/droid) and RECON as
-Open X-Embodiment's `berkeley_gnm_recon` 0.1.0 (see `FEATURES`); `camera=` picks another image feature
-(e.g. "wrist_image_left") and `features=` remaps any role for other releases. A missing feature fails
-before anything is written, with one line naming it and listing the features the dataset has.
+Episodes. `episodes="success"` (DROID's default) keeps the episodes whose `episode_metadata/file_path`
+contains "success", as openpi's DROID loader does (src/openpi/training/droid_rlds_dataset.py); "all" keeps
+every one (RECON's default). Skipped episodes are counted, not read. Held-out episodes: with
+`eval_fraction` F > 0 or `eval_episodes` (names), shards go to `train/` and `eval/` under the output folder,
+and an episode is held out when the SHA-256 of its identity (its `file_path`, else its source_id) falls in
+the first F of the hash range, or when a listed name equals its identity or a trailing part of its path
+(with or without extension, or of its folder): the same split for any re-run, shard size or worker count.
+
+Feature names follow the public releases: DROID RLDS 1.0.0 / 1.0.1 (gs://gresearch/robotics/droid; openpi
+recommends 1.0.1, same features) and RECON as Open X-Embodiment's `berkeley_gnm_recon` 0.1.0 (see
+`rlds_reader.FEATURES`); `camera=` picks another image feature (e.g. "wrist_image_left") and `features=`
+remaps any role for other releases. A missing feature fails before anything is written, with one line
+naming it and listing the features the dataset has.
 
 Resumable, through the shard writer of tools/shards.py: shard k holds episodes [k * episodes_per_shard,
-(k + 1) * episodes_per_shard) as `shard-0000k.array_record`, next to a `shard-0000k.json` sidecar (its
-episode range, settings, counts and failed episodes) written just before the shard is renamed into place.
-A re-run skips shards whose final file and sidecar exist and match, and redoes the rest, `.tmp` leftovers
-included; an output directory written with other settings, or holding shards this conversion would not
-write, is refused. Episodes that fail (too short for one transition, non-finite or misshapen values, an
-unreadable image) are counted and listed, not fatal. `manifest.json` (settings, conventions, shards with
-episode counts, failures) is replaced in one step at the end.
+(k + 1) * episodes_per_shard) as `shard-0000k.array_record` (in `train/`, its held-out ones in `eval/`), next
+to a `shard-0000k.json` sidecar (its episode range, settings, counts and failed episodes) written just
+before the shard is renamed into place. A re-run skips shards whose final file and sidecar exist and match,
+and redoes the rest, `.tmp` leftovers included; an output directory written with other settings, or holding
+shards this conversion would not write, is refused. Episodes that fail (too short for one transition,
+non-finite or misshapen values, an unreadable image) are counted and listed, not fatal. `manifest.json`
+(settings, conventions, shards with episode counts, skipped, held-out and failed episodes) is replaced in one
+step at the end.
 
-TensorFlow and tensorflow-datasets are imported inside functions only: importing this module stays light.
+TensorFlow and tensorflow-datasets are imported inside rlds_reader's functions only: importing this module
+stays light.
 """
 
 from __future__ import annotations
 
-import functools
+import hashlib
 import io
 import math
 import os
+from collections.abc import Sequence
 
 import numpy as np
 from PIL import Image
 
-from data_pipelines import records
+from data_pipelines import poses, records
 from data_pipelines.tools import cli, shards
+from data_pipelines.tools.rlds_reader import (
+    FEATURES,
+    METADATA,
+    EpisodeError,
+    RLDSError,
+    check_features,
+    leaf_features,
+    one_line,
+    open_builder,
+    read_episodes,
+)
 
-# Role -> feature path, per dataset. DROID: DROID RLDS 1.0.0; RECON: Open X-Embodiment berkeley_gnm_recon.
-FEATURES = {
-    "droid": {
-        "image": "steps/observation/exterior_image_1_left",
-        "cartesian": "steps/observation/cartesian_position",  # xyz + extrinsic euler xyz
-        "gripper": "steps/observation/gripper_position",
-    },
-    "recon": {
-        "image": "steps/observation/image",
-        "position": "steps/observation/position",  # world x, y
-        "yaw": "steps/observation/yaw",
-    },
-}
 DEFAULT_FPS = {"droid": 15.0, "recon": 4.0}
+DEFAULT_EPISODES = {"droid": "success", "recon": "all"}
+EPISODES = ("success", "all")
+ACTION_KINDS = {"droid": "ee_delta", "recon": "se2"}  # data_pipelines/poses.py
 CONVENTIONS = {
     "droid": {
         "states": "(T, 7) float32: x, y, z [m], extrinsic euler x, y, z [rad], gripper; cartesian + gripper",
-        "actions": "(T-1, 7) float32: states[t+1] - states[t], euler differences wrapped to (-pi, pi]",
+        "actions": "(T-1, 7) float32: xyz[t+1] - xyz[t] (base frame), extrinsic euler xyz of "
+        "R[t+1] R[t]^T, gripper[t+1] - gripper[t] (V-JEPA 2-AC poses_to_diffs); action_kind ee_delta",
+        "rate": "15 Hz, DROID's control rate; clips for the world model and controller are read at 4 fps",
+        "episodes": "file_path containing 'success' by default (openpi's DROID filter)",
     },
     "recon": {
         "states": "(T, 3) float32: world x, y [m], yaw [rad]; from position + yaw",
         "actions": "(T-1, 3) float32: (dx, dy) = world displacement rotated by -yaw[t] (robot frame at t, "
-        "x forward, y left) [m], dyaw = yaw[t+1] - yaw[t] wrapped to (-pi, pi]",
+        "x forward, y left) [m], dyaw = yaw[t+1] - yaw[t] wrapped to (-pi, pi]; action_kind se2",
+        "rate": "4 Hz by default: NWM's --input_fps 4 on the same steps; the OXE sheet says 3 Hz",
+        "episodes": "all",
     },
 }
 JPEG_QUALITY = 95
 _JPEG_MAGIC = b"\xff\xd8\xff"
 _PROG = "lawm-prepare rlds"
-_STEPS_PER_BATCH = 1024  # TFRecord path: steps batched per episode (tf.data preallocates a whole batch)
 
 
-class RLDSError(ValueError):
-    """A one-line, user-facing problem with the input or output (missing feature, builder dir, settings)."""
-
-
-class EpisodeError(ValueError):
-    """One episode cannot be converted; it is counted and listed, the conversion goes on."""
-
-
-def wrap_angles(angles: np.ndarray) -> np.ndarray:
-    """Angles in radians mapped to (-pi, pi]."""
-    return np.pi - np.mod(np.pi - angles, 2 * np.pi)
+wrap_angles = poses.wrap_angles
 
 
 def _columns(values, width: int, name: str) -> np.ndarray:
@@ -117,7 +131,7 @@ def droid_states_actions(cartesian, gripper) -> tuple[np.ndarray, np.ndarray]:
     _check_length(len(cartesian))
     states = np.concatenate([_columns(cartesian, 6, "cartesian"), _columns(gripper, 1, "gripper")], axis=1)
     actions = np.diff(states, axis=0)  # float64 until the end: deltas of large coordinates stay exact
-    actions[:, 3:6] = wrap_angles(actions[:, 3:6])
+    actions[:, 3:6] = poses.relative_rotations(states[:, 3:6])
     return states.astype(np.float32), actions.astype(np.float32)
 
 
@@ -125,16 +139,7 @@ def recon_states_actions(position, yaw) -> tuple[np.ndarray, np.ndarray]:
     """(T, 2) world position, (T, 1) yaw -> states (T, 3), actions (T-1, 3) = robot-frame (dx, dy, dyaw)."""
     _check_length(len(position))
     states = np.concatenate([_columns(position, 2, "position"), _columns(yaw, 1, "yaw")], axis=1)
-    world = np.diff(states[:, :2], axis=0)
-    cos, sin = np.cos(states[:-1, 2]), np.sin(states[:-1, 2])
-    actions = np.stack(
-        [
-            cos * world[:, 0] + sin * world[:, 1],
-            -sin * world[:, 0] + cos * world[:, 1],
-            wrap_angles(np.diff(states[:, 2])),
-        ],
-        axis=1,
-    )
+    actions = poses.se2_steps(states[:, :2], states[:, 2])
     return states.astype(np.float32), actions.astype(np.float32)
 
 
@@ -154,7 +159,33 @@ def _jpeg(image) -> bytes:
     return buffer.getvalue()
 
 
-def _episode_records(data: dict, job: dict, index: int) -> list[dict]:
+# -- which episodes ----------------------------------------------------------------------------------------
+
+
+def episode_identity(metadata: dict, source_id: str) -> str:
+    """What names an episode across releases and re-runs: its file_path, else its source_id."""
+    return metadata.get("file_path") or source_id
+
+
+def hash_fraction(identity: str) -> float:
+    """A stable, uniform number in [0, 1) from an episode's identity (the first 8 bytes of its SHA-256)."""
+    return int.from_bytes(hashlib.sha256(identity.encode()).digest()[:8], "big") / 2.0**64
+
+
+def name_matches(name: str, identity: str) -> bool:
+    """Whether a listed episode name picks this identity: equal, or a trailing part of its path, of its path
+    without the extension or of its folder ("Fri_Apr_21_10:35:02_2023", "jackal_2019-08-02-16-23-30_0")."""
+    candidates = (identity, os.path.splitext(identity)[0], os.path.dirname(identity))
+    return any(full == name or full.endswith("/" + name) for full in candidates)
+
+
+def is_held_out(identity: str, job: dict) -> bool:
+    if any(name_matches(name, identity) for name in job["eval_names"]):
+        return True
+    return hash_fraction(identity) < job["eval_fraction"]
+
+
+def _episode_records(data: dict, metadata: dict, job: dict, index: int) -> list[dict]:
     """One episode's role -> per-step values into records (one, or one per clip window)."""
     if job["dataset"] == "droid":
         states, actions = droid_states_actions(data["cartesian"], data["gripper"])
@@ -169,8 +200,8 @@ def _episode_records(data: dict, job: dict, index: int) -> list[dict]:
     source_id = f"{job['dataset']}/{job['split']}/{index}"
     out = []
     for start in range(0, len(states) - clip + 1, clip):
-        meta = {"source_id": source_id, "episode": index, "camera": job["camera"]}
-        meta.update(start_step=start, start_s=start / job["fps"])
+        meta = {"source_id": source_id, "episode": index, "camera": job["camera"], **metadata}
+        meta.update(start_step=start, start_s=start / job["fps"], action_kind=ACTION_KINDS[job["dataset"]])
         out.append(
             {
                 "frames": frames[start : start + clip],
@@ -183,148 +214,40 @@ def _episode_records(data: dict, job: dict, index: int) -> list[dict]:
     return out
 
 
-def _one_line(error: Exception) -> str:
-    return " ".join(f"{type(error).__name__}: {error}".split())
-
-
-@functools.lru_cache(maxsize=8)  # one open per process, not one per shard
-def _open_builder(builder_dir: str):
-    import tensorflow_datasets as tfds
-    from etils import epath
-
-    path = epath.Path(builder_dir)
-    if not (path / "dataset_info.json").exists():
-        inside = (
-            sorted(p.name for p in path.iterdir() if (p / "dataset_info.json").exists())
-            if path.is_dir()
-            else []
-        )
-        hint = f"; versions inside: {', '.join(inside)}" if inside else ""
-        raise RLDSError(f"no RLDS dataset at {builder_dir} (no dataset_info.json{hint})")
-    return tfds.builder_from_directory(os.fspath(builder_dir))
-
-
-def _leaf_features(feature, prefix: str = "") -> dict:
-    """Feature path ("steps/observation/image") -> feature connector, for every leaf."""
-    import tensorflow_datasets as tfds
-
-    if isinstance(feature, tfds.features.Sequence):  # tfds.features.Dataset (RLDS steps) is a Sequence
-        return _leaf_features(feature.feature, prefix)
-    if isinstance(feature, tfds.features.FeaturesDict):
-        leaves = {}
-        for key, sub in feature.items():
-            leaves.update(_leaf_features(sub, f"{prefix}/{key}" if prefix else key))
-        return leaves
-    return {prefix: feature}
-
-
-def _check_features(builder, builder_dir: str, features: dict, split: str) -> None:
-    import tensorflow_datasets as tfds
-
-    if split not in builder.info.splits:
-        raise RLDSError(f"split {split!r} not in {builder_dir}; available: {', '.join(builder.info.splits)}")
-    top = builder.info.features
-    if "steps" not in top.keys() or not isinstance(top["steps"], tfds.features.Dataset):
-        raise RLDSError(f"{builder_dir} is not RLDS: no 'steps' feature of type tfds.features.Dataset")
-    leaves = _leaf_features(builder.info.features)
-    for role, path in features.items():
-        if path not in leaves:
-            raise RLDSError(
-                f"feature {path!r} ({role}) not in the RLDS dataset at {builder_dir}; "
-                f"available: {', '.join(sorted(leaves))}"
-            )
-        if not path.startswith("steps/"):
-            raise RLDSError(f"feature {path!r} ({role}) is not a per-step feature (steps/...)")
-    image = leaves[features["image"]]
-    is_array = getattr(image, "np_dtype", None) == np.uint8 and len(getattr(image, "shape", ())) == 3
-    if not (isinstance(image, tfds.features.Image) or is_array):
-        raise RLDSError(f"feature {features['image']!r} is not an image: {image!r}")
-
-
-def _decoders(builder) -> dict:
-    """Skip decoding every per-step image: the chosen camera's JPEGs pass through, the others cost nothing."""
-    import tensorflow_datasets as tfds
-
-    decoders = {}
-    for path, feature in _leaf_features(builder.info.features).items():
-        if path.startswith("steps/") and isinstance(feature, tfds.features.Image):
-            *parents, leaf = path.split("/")
-            node = decoders
-            for key in parents:
-                node = node.setdefault(key, {})
-            node[leaf] = tfds.decode.SkipDecoding()
-    return decoders
-
-
-def _step_value(step: dict, path: str):
-    for key in path.split("/")[1:]:  # below "steps/"
-        step = step[key]
-    return step
-
-
-def _read_episodes(builder, job: dict):
-    """Yields (episode index, role -> list of per-step values, or the EpisodeError that reading raised)."""
-    import tensorflow_datasets as tfds
-
-    features, start, stop = job["features"], job["start"], job["stop"]
-    try:
-        source = builder.as_data_source(split=job["split"], decoders=_decoders(builder))
-    except NotImplementedError:  # not ArrayRecord: no random access
-        source = None
-    if source is not None:
-        for index in range(start, stop):
-            try:
-                steps = source[index]["steps"]
-                data = {role: [] for role in features}
-                for i in range(len(steps)):
-                    step = steps[i]
-                    for role, path in features.items():
-                        data[role].append(_step_value(step, path))
-            except (ValueError, OSError, KeyError, IndexError) as e:
-                data = EpisodeError(f"unreadable episode: {_one_line(e)}")
-            yield index, data
-        return
-
-    def select(episode):  # traced once; batching in tf.data keeps per-step Python work off the read path
-        steps = episode["steps"].map(
-            lambda step: {role: _step_value(step, p) for role, p in features.items()}
-        )
-        return steps.batch(_STEPS_PER_BATCH)
-
-    dataset = builder.as_dataset(
-        split=f"{job['split']}[{start}:{stop}]",
-        decoders=_decoders(builder),
-        shuffle_files=False,
-        read_config=tfds.ReadConfig(interleave_cycle_length=1),  # index order: episode indices stay true
-    ).map(select)
-    for index, batches in enumerate(tfds.as_numpy(dataset), start):
-        data = {role: [] for role in features}
-        for batch in batches:
-            for role in features:
-                data[role].extend(batch[role])
-        yield index, data
-
-
 def _convert_shard(path: str, job: dict) -> dict:
-    """Write one shard (episodes [start, stop)) and its sidecar; returns the sidecar."""
-    builder = _open_builder(job["builder_dir"])
+    """Write one shard (episodes [start, stop)), its held-out twin in eval/ when splitting, and its
+    sidecar; returns the sidecar."""
+    builder = open_builder(job["builder_dir"])
     sidecar = {k: job[k] for k in ("shard", "start", "stop", "settings")}
-    sidecar.update(episodes=0, records=0, failures=[])
+    sidecar.update(episodes=0, records=0, skipped=0, failures=[], eval_episodes=0, eval_records=0)
+    sidecar["eval_identities"] = []
+    held_out = []  # a few episodes per shard: written once the shard's train records are
 
     def generate():
-        for index, data in _read_episodes(builder, job):
+        for index, metadata, data in read_episodes(builder, job):
+            source_id = f"{job['dataset']}/{job['split']}/{index}"
+            if data is None:
+                sidecar["skipped"] += 1
+                continue
             try:
                 if isinstance(data, EpisodeError):
                     raise data
-                episode = _episode_records(data, job, index)
+                episode = _episode_records(data, metadata, job, index)
             except (EpisodeError, ValueError, OSError) as e:
-                sidecar["failures"].append(
-                    {"source_id": f"{job['dataset']}/{job['split']}/{index}", "error": _one_line(e)}
-                )
+                sidecar["failures"].append({"source_id": source_id, "error": one_line(e)})
+                continue
+            identity = episode_identity(metadata, source_id)
+            if job["eval_path"] and is_held_out(identity, job):
+                sidecar["eval_episodes"] += 1
+                sidecar["eval_records"] += len(episode)
+                sidecar["eval_identities"].append(identity)
+                held_out.extend(records.encode_record(record) for record in episode)
                 continue
             sidecar["episodes"] += 1
             sidecar["records"] += len(episode)
             yield from episode
+        if job["eval_path"]:  # before the sidecar and the train shard: a complete unit has both shards
+            records.write_shard(job["eval_path"], held_out)
 
     return shards.write(path, generate(), sidecar)
 
@@ -339,7 +262,22 @@ def _matches(unit: shards.Unit, sidecar: dict) -> bool:
         raise RLDSError(
             f"{unit.path} was written with other settings ({', '.join(differ)}); use a fresh output dir"
         )
-    return (sidecar["start"], sidecar["stop"]) == (job["start"], job["stop"])
+    complete = not job["eval_path"] or os.path.exists(job["eval_path"])
+    return complete and (sidecar["start"], sidecar["stop"]) == (job["start"], job["stop"])
+
+
+def _eval_names(eval_episodes) -> list[str]:
+    """Held-out episode names: a sequence of names, or a text file of them (one a line, # comments)."""
+    if eval_episodes is None:
+        return []
+    if isinstance(eval_episodes, (str, os.PathLike)):
+        try:
+            with open(eval_episodes) as f:
+                lines = f.read().splitlines()
+        except OSError as e:
+            raise RLDSError(f"eval_episodes: cannot read {eval_episodes}: {e.strerror or e}") from None
+        eval_episodes = [line.split("#", 1)[0] for line in lines]
+    return sorted({name.strip() for name in eval_episodes if name.strip()})
 
 
 def convert(
@@ -351,6 +289,9 @@ def convert(
     camera: str | None = None,
     fps: float | None = None,
     clip_frames: int | None = None,
+    episodes: str | None = None,
+    eval_fraction: float = 0.0,
+    eval_episodes: str | os.PathLike | Sequence[str] | None = None,
     episodes_per_shard: int = 64,
     max_episodes: int | None = None,
     features: dict[str, str] | None = None,
@@ -360,6 +301,8 @@ def convert(
     """Convert the RLDS dataset at `builder_dir` into clip-record shards in `output_dir` (see module doc).
 
     `camera`: an image feature name under steps/observation, or a full feature path (default: FEATURES).
+    `episodes`: "success" or "all" (default: DEFAULT_EPISODES). `eval_fraction` / `eval_episodes` (names, or
+    a file of names): hold those episodes out into `output_dir/eval`, the rest into `output_dir/train`.
     `features`: role -> feature path overrides for other releases. `workers` > 1 converts shards in that
     many processes. Returns the manifest, plus `written` / `skipped`: the shards this call wrote or found
     complete. Raises RLDSError (one line) for a missing builder dir, split or feature, or bad arguments.
@@ -369,6 +312,11 @@ def convert(
     fps = float(DEFAULT_FPS[dataset] if fps is None else fps)
     if not (math.isfinite(fps) and fps > 0):
         raise RLDSError(f"fps must be > 0, got {fps}")
+    episodes = DEFAULT_EPISODES[dataset] if episodes is None else episodes
+    if episodes not in EPISODES:
+        raise RLDSError(f"episodes must be one of {', '.join(EPISODES)}, got {episodes!r}")
+    if not 0.0 <= eval_fraction < 1.0:
+        raise RLDSError(f"eval_fraction must be in [0, 1), got {eval_fraction}")
     if clip_frames is not None and clip_frames < 2:
         raise RLDSError(f"clip_frames must be >= 2 (one transition), got {clip_frames}")
     if episodes_per_shard < 1 or workers < 1 or (max_episodes is not None and max_episodes < 0):
@@ -381,25 +329,40 @@ def convert(
     features = {**FEATURES[dataset], **(features or {})}
     if camera:
         features["image"] = camera if "/" in camera else f"steps/observation/{camera}"
+    eval_names = _eval_names(eval_episodes)
     builder_dir = os.fspath(builder_dir)
-    builder = _open_builder(builder_dir)
-    _check_features(builder, builder_dir, features, split)
+    builder = open_builder(builder_dir)
+    check_features(builder, builder_dir, features, split)
+    leaves = leaf_features(builder.info.features)
+    metadata = {key: path for key, path in METADATA[dataset].items() if path in leaves}
+    if episodes == "success" and "file_path" not in metadata:
+        raise RLDSError(
+            f"episodes='success' needs the feature {METADATA[dataset]['file_path']!r}, not in {builder_dir}; "
+            "use episodes='all'"
+        )
 
     num_episodes = builder.info.splits[split].num_examples
     if max_episodes is not None:
         num_episodes = min(num_episodes, max_episodes)
     num_shards = math.ceil(num_episodes / episodes_per_shard)
+    splitting = eval_fraction > 0 or bool(eval_names)
+    folders = [os.path.join(output_dir, name) for name in ("train", "eval")] if splitting else [output_dir]
     try:
-        shards.make_output(output_dir)
+        for folder in folders:
+            shards.make_output(folder)
     except shards.OutputError as e:
         raise RLDSError(str(e)) from None
     names = [f"shard-{k:05d}{records.SHARD_SUFFIX}" for k in range(num_shards)]
-    strays = sorted(p for p in os.listdir(output_dir) if p.endswith(records.SHARD_SUFFIX) and p not in names)
-    if strays:
-        raise RLDSError(
-            f"{output_dir} holds shards this conversion would not write ({strays[0]}, {len(strays)} in all); "
-            "use a fresh output directory"
-        )
+    expected = {folder: names for folder in folders}  # an output is one layout: flat, or train/ + eval/
+    for folder in {output_dir, *(os.path.join(output_dir, name) for name in ("train", "eval"))}:
+        found = os.listdir(folder) if os.path.isdir(folder) else []
+        shards_found = {p for p in found if p.endswith(records.SHARD_SUFFIX)}
+        strays = sorted(shards_found - set(expected.get(folder, [])))
+        if strays:
+            raise RLDSError(
+                f"{folder} holds shards this conversion would not write ({strays[0]}, {len(strays)} in all); "
+                "use a fresh output directory"
+            )
 
     settings = {
         "dataset": dataset,
@@ -408,20 +371,30 @@ def convert(
         "fps": fps,
         "clip_frames": clip_frames,
         "episodes_per_shard": episodes_per_shard,
+        "episode_filter": episodes,
+        "eval_fraction": eval_fraction,
+        "eval_names": hashlib.sha256("\n".join(eval_names).encode()).hexdigest()[:16] if eval_names else None,
     }
     camera_name = features["image"].rsplit("/", 1)[-1]
+    job = {
+        **settings,
+        "settings": settings,
+        "builder_dir": builder_dir,
+        "camera": camera_name,
+        "metadata": metadata,
+        "episodes": episodes,
+        "eval_names": eval_names,
+    }
     units = [
         shards.Unit(
-            os.path.join(output_dir, name),
+            os.path.join(folders[0], name),
             (
                 {
-                    **settings,
-                    "settings": settings,
-                    "builder_dir": builder_dir,
-                    "camera": camera_name,
+                    **job,
                     "shard": name,
                     "start": k * episodes_per_shard,
                     "stop": min((k + 1) * episodes_per_shard, num_episodes),
+                    "eval_path": os.path.join(folders[1], name) if splitting else None,
                 },
             ),
         )
@@ -435,18 +408,29 @@ def convert(
     with tqdm(total=len(written), desc=f"rlds {dataset}/{split}", unit="shard", disable=not progress) as bar:
         sidecars = plan.run(_convert_shard, workers=workers, on_done=lambda unit, sidecar: bar.update())
 
+    held_out = [identity for s in sidecars for identity in s["eval_identities"]]
     manifest = {
         **settings,
+        "eval_names": eval_names,
         "builder_dir": builder_dir,
         "max_episodes": max_episodes,
         "camera": camera_name,
+        "action_kind": ACTION_KINDS[dataset],
         "conventions": CONVENTIONS[dataset],
+        "layout": "train/ and eval/ shards" if splitting else "shards",
         "episodes": num_episodes,
-        "converted_episodes": sum(s["episodes"] for s in sidecars),
-        "records": sum(s["records"] for s in sidecars),
+        "converted_episodes": sum(s["episodes"] + s["eval_episodes"] for s in sidecars),
+        "records": sum(s["records"] + s["eval_records"] for s in sidecars),
+        "skipped_episodes": sum(s["skipped"] for s in sidecars),
+        "eval_episodes": sum(s["eval_episodes"] for s in sidecars),
+        "eval_records": sum(s["eval_records"] for s in sidecars),
+        "eval_names_unmatched": [n for n in eval_names if not any(name_matches(n, i) for i in held_out)],
         "failed_episodes": sum(len(s["failures"]) for s in sidecars),
         "failures": [failure for s in sidecars for failure in s["failures"]],
-        "shards": [{k: s[k] for k in ("shard", "start", "stop", "episodes", "records")} for s in sidecars],
+        "shards": [
+            {k: s[k] for k in ("shard", "start", "stop", "episodes", "records", "eval_episodes", "skipped")}
+            for s in sidecars
+        ],
     }
     plan.write_manifest(manifest)
     return {**manifest, "written": written, "skipped": skipped}
@@ -462,8 +446,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dataset", choices=sorted(FEATURES), required=True)
     parser.add_argument("--split", default="train")
     parser.add_argument("--camera", help="image feature under steps/observation (or a full path)")
-    parser.add_argument("--fps", type=float, help=f"frame rate (default: {DEFAULT_FPS})")
+    parser.add_argument("--fps", type=float, help=f"step rate (default: {DEFAULT_FPS})")
     parser.add_argument("--clip-frames", "--clip_frames", type=int, help="records of this many steps")
+    parser.add_argument(
+        "--episodes", choices=EPISODES, help=f"which episodes to convert (default: {DEFAULT_EPISODES})"
+    )
+    parser.add_argument(
+        "--eval-fraction", "--eval_fraction", type=float, default=0.0, help="held out into eval/ by hash"
+    )
+    parser.add_argument(
+        "--eval-episodes", "--eval_episodes", metavar="FILE", help="names of episodes to hold out, one a line"
+    )
     parser.add_argument("--episodes-per-shard", "--episodes_per_shard", type=int, default=64)
     parser.add_argument("--max-episodes", "--max_episodes", type=int)
     parser.add_argument(
@@ -486,10 +479,13 @@ def main(argv: list[str] | None = None) -> int:
         manifest = convert(options.pop("builder_dir"), options.pop("output"), progress=True, **options)
     except RLDSError as e:
         return cli.fail(_PROG, e)
+    held_out = manifest["layout"] != "shards"
+    held_out = f", {manifest['eval_records']} of them held out in eval/" if held_out else ""
     print(
         f"{_PROG}: {args.dataset}/{args.split}: {manifest['records']} records from "
-        f"{manifest['converted_episodes']} episodes in {len(manifest['shards'])} shards "
+        f"{manifest['converted_episodes']} episodes{held_out} in {len(manifest['shards'])} shards "
         f"({len(manifest['written'])} written, {len(manifest['skipped'])} already complete), "
+        f"{manifest['skipped_episodes']} episodes skipped ({manifest['episode_filter']}), "
         f"{manifest['failed_episodes']} episodes failed -> {os.path.join(args.output, 'manifest.json')}"
     )
     return 0

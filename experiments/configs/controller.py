@@ -8,7 +8,9 @@ COMMAND:  lawm-train --config=experiments/configs/controller.py:synthetic --work
           for synthetic, lawm_yt1b for droid and recon), e.g. controller.py:synthetic:synthetic_eval:noisy.
           The config's `model` must equal the run's (repeat the run's --config.model.* overrides); a
           mismatch fails before compute, naming the field. droid and recon read clip records with actions
-          (`lawm-prepare rlds`): set --config.data.paths.train and .eval.
+          from `lawm-prepare rlds --eval_fraction F --output OUT`: --config.rlds_output=OUT trains on
+          OUT/train and evaluates (and lawm-plan plans) on the held-out OUT/eval; or set
+          --config.data.paths.train and .eval.
 RUNTIME:  synthetic: about 10 minutes on 2 CPU cores (600 steps).
 EXPECTED: WORKDIR/eval/600.json: controller/latent_mse_over_var (1 - R^2 of the IDM's latents) well below 1
           and next-state error with the controller's latents below that with zero actions; measured values
@@ -65,14 +67,13 @@ def get_config(arg="synthetic"):
             action_dim=synthetic.action_dim(synthetic.WorldConfig(**config.data.world)), action_scale=1.0
         )
     else:
-        config.data.update(
-            source="records",
-            paths=dict(train="", eval=""),  # clip records written by `lawm-prepare rlds`
-            num_frames=FRAMES,
-            fps=4.0,
-            image_size=world.model.encoder.image_size,
-            max_bad_fraction=0.01,
+        config.data.update(  # data.paths: clip records written by `lawm-prepare rlds`
+            source="records", num_frames=FRAMES, fps=4.0, image_size=world.model.encoder.image_size
         )
+        # `lawm-prepare rlds --output` with held-out episodes: its train/ and eval/ (unset: paths unset).
+        config.rlds_output = config_dict.placeholder(str)
+        config.data.paths.train = config.get_ref("rlds_output") + "/train"
+        config.data.paths.eval = config.get_ref("rlds_output") + "/eval"
         actions = ACTIONS[protocol]
     encoder = world.model.encoder
     config.controller = ml_collections.ConfigDict(

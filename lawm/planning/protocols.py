@@ -16,11 +16,14 @@ the true action of a step is the sum of its k frame actions (`ControllerSystem.s
              k frame steps of action / k, from the start state's newest frame) and scored by the final
              agent and camera position errors against the true clip and by Δ = ‖Σ planned - Σ true‖₁ over
              the controlled dims, also split into `delta_agents` and `delta_camera`.
-  droid      Episode e is eval clip e (P + 1 states at the run's fps). Δxyz (Eq. 3), in metres.
-  recon      The NWM protocol: one straight-line action (total dx, dy, dyaw in the start's robot frame)
-             planned with one CEM iteration and divided over the P steps (`straight_line`). ATE and RPE
-             (delta 1 step, SE(2)) between the planned poses and the true ones (the record's actions
-             integrated), over the P + 1 poses including the shared start, in the start's frame.
+  droid      Episode e: a clip of P + 1 states from the run's eval records (the held-out episodes,
+             `lawm-prepare rlds --eval_fraction`), a seeded sample spread over the episodes
+             (lawm.planning.eval_clips). Δxyz (Eq. 3), in metres.
+  recon      The NWM protocol on such clips: one straight line (`straight_line`, NWM's definition)
+             planned with one CEM iteration; P from `horizon_s` (2 s) at the run's clip rate. ATE and RPE
+             as NWM's evo calls: positions in the start's frame, the P poses after the shared start,
+             translation only (identity orientations), RPE with delta 1; `rpe_se2` also compares the steps
+             in each pose's frame. Metres (NWM's are in units of 0.25 m, RECON's waypoint spacing).
 Baselines, scored the same way: `zero` actions and `random` ones (uniform within the planner's bounds;
 for recon a random straight line).
 
@@ -43,6 +46,8 @@ import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
+from data_pipelines import poses
+from lawm import config as config_lib
 from lawm.planning import cem as cem_lib
 from lawm.planning import metrics as planning_metrics
 from lawm.systems.base import task_of
@@ -98,18 +103,37 @@ def masked(samples_QPA, mask_A):
 
 
 def straight_line(samples_Q1A, horizon_P):
-    """`plan_cost` expand for recon: total (dx, dy, dyaw) in the start frame -> P step actions (Q, P, 3).
+    """`plan_cost` expand for recon, NWM's straight line: (Δx, Δy, θ) -> P robot-frame step actions (Q, P, 3).
 
-    The position moves by (dx, dy) / P per step along the line and the heading turns by dyaw / P per step,
-    so step i's action is that displacement in the robot frame of pose i (rotated by -i dyaw / P), as the
-    records' actions are (data_pipelines/tools/rlds.py). Only horizon_P's (static) length is used.
+    NWM (facebookresearch/nwm, planning_eval.py `generate_actions` with misc.py `calculate_delta_yaw`)
+    repeats one (dx, dy) step, in the start's frame, over the P steps; the heading turns to the line's
+    direction φ = atan2(dy, dx) on the first step (calculate_delta_yaw of equal steps) and by the sampled
+    final offset θ on the last. Here a sample is the line's total (Δx, Δy) = P (dx, dy) in metres and θ in
+    radians (NWM samples normalised per-step deltas and θ / π). Step i's action is the step in the frame of
+    pose i (heading 0 before the first step, φ before the others) and the heading change, as the records'
+    se2 actions. Only horizon_P's (static) length is used.
     """
     total = samples_Q1A[:, 0]
     steps = horizon_P.shape[0]
-    yaw_QP = total[:, None, 2] * jnp.arange(steps, dtype=jnp.float32) / steps
-    dx, dy, dyaw = (total[:, None, i] / steps for i in range(3))
-    c, s = jnp.cos(yaw_QP), jnp.sin(yaw_QP)
-    return jnp.stack([c * dx + s * dy, -s * dx + c * dy, jnp.broadcast_to(dyaw, c.shape)], axis=-1)
+    dx, dy = total[:, 0:1] / steps, total[:, 1:2] / steps  # (Q, 1)
+    heading = jnp.arctan2(dy, dx)  # atan2(0, 0) = 0: no turn for no motion
+    before = jnp.where(jnp.arange(steps) == 0, 0.0, heading)  # (Q, P): the heading each step starts from
+    after = jnp.broadcast_to(heading, before.shape).at[:, -1].add(total[:, 2])
+    c, s = jnp.cos(before), jnp.sin(before)
+    return jnp.stack([c * dx + s * dy, -s * dx + c * dy, after - before], axis=-1)
+
+
+def horizon_steps(config, run_config) -> int:
+    """Planned latent steps: `horizon`, or when it is 0, `horizon_s` at the controller run's clip rate (a
+    latent step per clip frame with frame duplication, per k-frame tubelet without)."""
+    if config.horizon:
+        return config.horizon
+    from data_pipelines import sources
+
+    fps = sources.clip_shape(run_config.data)[1]
+    duplicate = run_config.controller.get("frame_duplication", True)
+    k = 1 if duplicate else config_lib.frames_per_state(run_config.model.encoder)
+    return round(config.get("horizon_s", 0.0) * fps / k)
 
 
 @functools.lru_cache(maxsize=8)
@@ -227,20 +251,15 @@ def score_synthetic(episode: Episode, actions_PA) -> dict:
 
 
 def record_episodes(system, config, protocol: str):
-    """The first `num_episodes` eval clips of the controller run's records, P + 1 states long."""
-    from data_pipelines import sources
+    """`num_episodes` clips of the run's eval records, P + 1 states long, spread over their episodes."""
+    from lawm.planning import eval_clips
 
     k, horizon = system.frames_per_step, config.horizon
     data = system.config.data.copy_and_resolve_references()
-    data.num_frames = k * (horizon + 1)
     if config.get("eval_records"):
         data.paths.eval = config.eval_records
-    source = sources.make_source(data, "eval")
     episodes = []
-    for index in range(min(config.num_episodes, len(source))):
-        clip = source[index]
-        if "actions" not in clip:
-            raise ValueError(f"{protocol}: eval clip {index} has no actions")
+    for clip, where in eval_clips.episode_clips(data, config.num_episodes, k * (horizon + 1), config.seed):
         true = system.step_actions(np.asarray(clip["actions"], np.float64)[None], horizon)[0]
         episodes.append(
             Episode(
@@ -248,11 +267,9 @@ def record_episodes(system, config, protocol: str):
                 clip["video"][k * horizon :],
                 true,
                 np.ones(true.shape[1], np.float32),
-                dict(clip=clip, k=k),
+                dict(clip=clip, k=k, where=where),
             )
         )
-    if not episodes:
-        raise ValueError(f"{protocol}: the eval records hold no clips")
     return episodes, (np.asarray(config.action_low, np.float64), np.asarray(config.action_high, np.float64))
 
 
@@ -266,23 +283,21 @@ def score_droid(episode: Episode, actions_PA) -> dict:
 
 def integrate_poses(actions_TA, every: int = 1):
     """Robot-frame (dx, dy, dyaw) actions -> poses (x, y, yaw) from the origin, every `every` actions."""
-    pose, poses = np.zeros(3), [np.zeros(3)]
-    for t, (dx, dy, dyaw) in enumerate(np.asarray(actions_TA, np.float64)[:, :3]):
-        c, s = np.cos(pose[2]), np.sin(pose[2])
-        pose = pose + [c * dx - s * dy, s * dx + c * dy, dyaw]
-        if (t + 1) % every == 0:
-            poses.append(pose)
-    return np.stack(poses)
+    return poses.se2_poses(actions_TA)[::every]
 
 
 def score_recon(episode: Episode, actions_PA) -> dict:
+    """NWM's metrics over the P poses after the shared start (planning_eval.py `eval_metrics`)."""
     k, horizon = episode.extra["k"], len(actions_PA)
     frame_actions = np.asarray(episode.extra["clip"]["actions"], np.float64)[k - 1 : k - 1 + k * horizon]
     true, planned = integrate_poses(frame_actions, every=k), integrate_poses(actions_PA)
+    xy, true_xy = planned[1:, :2], true[1:, :2]
     return {
-        "ate": planning_metrics.ate(planned[:, :2], true[:, :2]),
-        "rpe": planning_metrics.rpe(planned[:, :2], true[:, :2], planned[:, 2], true[:, 2]),
-        "final_error": planning_metrics.final_position_error(planned[:, :2], true[:, :2]),
+        "ate": planning_metrics.ate(xy, true_xy),
+        "rpe": planning_metrics.rpe(xy, true_xy),
+        "rpe_se2": planning_metrics.rpe(xy, true_xy, planned[1:, 2], true[1:, 2]),
+        "final_error": planning_metrics.final_position_error(xy, true_xy),
+        "final_yaw_error": float(np.abs(poses.wrap_angles(planned[-1, 2] - true[-1, 2]))),
         "_path": planned[:, :2],
         "_true_path": true[:, :2],
     }
@@ -300,6 +315,8 @@ def run(model, config, picture_path=None) -> dict:
     if protocol not in PROTOCOLS:
         raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
     system = model.system
+    config = config.copy_and_resolve_references()
+    config.horizon = horizon_steps(config, system.config)
     if protocol == "synthetic":
         episodes, bounds = synthetic_episodes(system, config)
     else:
@@ -330,7 +347,7 @@ def run(model, config, picture_path=None) -> dict:
         for baseline in ("zero", "random"):
             reference = max(results[f"{baseline}/{metric}"], 1e-12)
             results[f"{metric}_over_{baseline}"] = results[f"planned/{metric}"] / reference
-    results.update(episodes=len(episodes), seconds=time.perf_counter() - started)
+    results.update(episodes=len(episodes), horizon=config.horizon, seconds=time.perf_counter() - started)
     if picture_path is not None and config.num_pictures > 0:
         from lawm.planning import pictures
 
@@ -354,10 +371,18 @@ def validate(config, run_config) -> None:
         raise ValueError(
             f"protocol {config.protocol!r} needs a controller trained on {SOURCES[config.protocol]!r}"
         )
-    for field in ("num_episodes", "horizon"):
-        if not isinstance(config[field], int) or config[field] < 1:
-            raise ValueError(f"{field} must be a positive integer, got {config[field]!r}")
-    cem_lib.CemConfig(horizon=config.horizon, **dict(config.cem))  # checks the cem fields
+    if not isinstance(config.num_episodes, int) or config.num_episodes < 1:
+        raise ValueError(f"num_episodes must be a positive integer, got {config.num_episodes!r}")
+    if not isinstance(config.horizon, int) or config.horizon < 0:
+        raise ValueError(f"horizon must be an integer >= 0 (0: from horizon_s), got {config.horizon!r}")
+    horizon = horizon_steps(config, run_config)
+    least = 2 if config.protocol == "recon" else 1  # recon: RPE needs 2 poses after the start
+    if horizon < least:
+        raise ValueError(
+            f"horizon: {horizon} planned steps (horizon {config.horizon}, horizon_s "
+            f"{config.get('horizon_s')} at the run's clip rate); {config.protocol} needs >= {least}"
+        )
+    cem_lib.CemConfig(horizon=horizon, **dict(config.cem))  # checks the cem fields
     if config.protocol == "synthetic" and config.get("world"):
         from data_pipelines.sources import synthetic
 
