@@ -162,3 +162,25 @@ def test_actions_are_resampled_to_the_sampled_frames():
     )
     with pytest.raises(records.BadDataError, match="actions: 5 rows at 8.0 fps for 4 frames"):
         short[0]
+
+
+def test_training_clips_start_anywhere_in_a_longer_record_with_their_actions():
+    """A record longer than the clip (a whole robot episode): training windows start at random times within
+    it, seeded by index, and the actions follow the frames; evaluation reads from the record's start."""
+    levels = 8 * np.arange(30)  # JPEG frame i is uniformly grey at level 8 i (10 fps, 3 s)
+    frames = [video.encode_jpeg(np.full((8, 8, 3), level, np.uint8)) for level in levels]
+    actions = np.arange(29, dtype=np.float32)[:, None]  # row i takes frame i to i + 1
+    record = {"frames": frames, "fps": 10.0, "actions": actions}
+    make = lambda train: ClipSource(_Records([record] * 8), num_frames=4, fps=4.0, image_size=8, train=train)  # noqa: E731
+    starts = []
+    for index in range(8):
+        clip = make(True)[index]
+        shown = np.round(clip["video"].reshape(4, -1).mean(1) / 8).astype(int)  # source frame of each
+        assert 0 <= shown[0] and shown[-1] <= 29 and set(np.diff(shown).tolist()) <= {2, 3}
+        expected = [actions[a:b].sum() for a, b in zip(shown[:-1], shown[1:], strict=True)]
+        np.testing.assert_allclose(clip["actions"][:, 0], expected)
+        starts.append(shown[0])
+    assert len(set(starts)) >= 5 and max(starts) > 10  # spread over the 3 s, not just the first frames
+    np.testing.assert_array_equal(make(True)[3]["video"], make(True)[3]["video"])  # seeded by index
+    shown = np.round(make(False)[3]["video"].reshape(4, -1).mean(1) / 8).astype(int)
+    assert shown.tolist() == [0, 2, 5, 7]  # evaluation: from the start (ties to the earlier frame)

@@ -81,7 +81,7 @@ def test_compose_identities_and_bad_kinds():
     record = {"frames": [b"x"] * 4, "fps": 4.0, "actions": rows[:, :2], "meta": {"action_kind": "se2"}}
     source = clips.ClipSource(_Records([record]), num_frames=2, fps=4.0, image_size=8, train=False)
     with pytest.raises(records.RecordError, match=r"record\[0\]: actions: action_kind 'se2' needs rows of 3"):
-        source._actions(record, "record[0]")
+        source._actions(record, 0.0, "record[0]")
 
 
 class _Records:

@@ -1,8 +1,10 @@
 """Training clips decoded from clip records (data_pipelines/records.py), as a grain random-access source.
 
 Record i becomes {"video": uint8 (F, S, S, 3)} (+ "actions" (F-1, A) when the record has them): F frames
-sampled at `fps` from the record's start by presentation timestamps, the short side resized to S and a
-crop taken (random in training, seeded by (seed, index) so runs repeat exactly; centred in evaluation).
+sampled at `fps` by presentation timestamps from the record's start (evaluation) or from a random time
+within it (training, when the record is longer than the clip, as a whole robot episode is), the short side
+resized to S and a crop taken (random in training, seeded by (seed, index) so runs repeat exactly; centred
+in evaluation).
 Actions are resampled to the sampled frames (`step_actions`): row k composes the record's rows between
 frames k and k + 1 as its `meta.action_kind` says (data_pipelines/poses.py: DROID rotations compose, RECON
 robot-frame steps compose as poses, other rows add up), e.g. DROID records at 15 fps read at 4 fps.
@@ -110,12 +112,29 @@ class ClipSource(SampledSource):
             f"image_size={self.image_size}, train={self.train}, seed={self.seed})"
         )
 
+    def start_s(self, record, index: int, where: str) -> float:
+        """Where the clip starts in its record: at a uniform random time in training, when the record is
+        longer than the clip (e.g. a whole robot episode; drawn from its own stream, so the crops of
+        clip-length records stay as they were), at the record's start in evaluation."""
+        if not self.train:
+            return 0.0
+        if "frames" in record:
+            length_s = (len(record["frames"]) - 1) / record["fps"]
+        else:
+            length_s = video.probe(record["video"], where=where).duration_s - 1 / self.fps
+        latest = length_s - (self.num_frames - 1) / self.fps
+        if latest <= video.TIE_EPS_S:
+            return 0.0
+        return float(np.random.default_rng([self.seed, index, 1]).uniform(0.0, latest))
+
     def _clip(self, index: int) -> dict:
         record = self.records[index]
         where = self.records.where(index)
+        start_s = self.start_s(record, index, where)
         sampling = dict(
             num_frames=self.num_frames,
             fps=self.fps,
+            start_s=start_s,
             size=self.image_size,
             crop="random" if self.train else "center",
             rng=self.rng(index),
@@ -127,19 +146,21 @@ class ClipSource(SampledSource):
             frames = video.decode_jpeg_frames(record["frames"], source_fps=record["fps"], **sampling)
         clip = {"video": frames}
         if "actions" in record:
-            clip["actions"] = self._actions(record, where)
+            clip["actions"] = self._actions(record, start_s, where)
         return clip
 
-    def _actions(self, record, where: str) -> np.ndarray:
+    def _actions(self, record, start_s: float, where: str) -> np.ndarray:
         """The record's actions (one row per transition of its frames, at its fps) resampled to the clip's
         frames, chosen as for `frames` (`step_actions`)."""
         actions, rate = np.asarray(record["actions"]), record["fps"]
-        if (self.num_frames - 1) / self.fps > (len(actions) + 0.5) / rate + video.TIE_EPS_S:
+        if start_s + (self.num_frames - 1) / self.fps > (len(actions) + 0.5) / rate + video.TIE_EPS_S:
             raise records.RecordError(
                 f"{where}: actions: {len(actions)} rows at {rate} fps for {self.num_frames} frames at "
                 f"{self.fps} fps"
             )
-        indices = video.nearest_indices(len(actions) + 1, rate, self.num_frames, self.fps, where=where)
+        indices = video.nearest_indices(
+            len(actions) + 1, rate, self.num_frames, self.fps, start_s=start_s, where=where
+        )
         kind = record.get("meta", {}).get("action_kind", "additive")
         try:
             return step_actions(actions, indices, kind)
