@@ -35,6 +35,7 @@ def get_config(arg="small"):
     else:
         config = common.cpu_model(common.base_config(total_steps=1000))
         config.model.world_model.residual = True  # predicts the change of state (as synthetic_eval.py)
+        config.model.idm.update(depth=2, pairing="channels")  # why: camera_pan.py
         config.model.regularizer = dict(name="noisy", beta=1e-4)
         config.data.update(num_frames=16, fps=4.0, image_size=64, windows_per_video=16)
         config.batch_size = 8
