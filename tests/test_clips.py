@@ -7,7 +7,7 @@ import pytest
 from data_pipelines import pipeline, records, sources, video
 from data_pipelines.sources.clips import ClipSource
 from lawm import train
-from tests.helpers import tiny_train_config
+from tests.helpers import ListRecords, tiny_train_config
 
 
 def moving_square(seed, frames=12, size=40):
@@ -100,22 +100,6 @@ def test_trainer_runs_on_clip_records(shard_dir, tmp_path):
     assert np.isfinite(result["eval"]["error_own_latents"])
 
 
-class _Records:
-    """A stand-in record source of ready records."""
-
-    def __init__(self, items):
-        self.items = items
-
-    def __len__(self):
-        return len(self.items)
-
-    def __getitem__(self, index):
-        return self.items[index]
-
-    def where(self, index):
-        return f"record[{index}]"
-
-
 def gradient_record(height, width, axis):
     """Three JPEG frames whose grey level is 10 x the row (axis 0) or the column (axis 1) index."""
     ramp = 10 * np.arange((height, width)[axis])
@@ -134,7 +118,7 @@ def test_training_crops_are_random_per_index_repeatable_and_not_the_centre(axis)
     # 24 x 8 (tall) or 8 x 24 (wide) frames, cropped 8 x 8 without resizing: 17 offsets along the long side.
     record = gradient_record(*((24, 8) if axis == 0 else (8, 24)), axis)
     make = lambda train, seed=0: ClipSource(  # noqa: E731
-        _Records([record] * 8), num_frames=2, fps=4.0, image_size=8, train=train, seed=seed
+        ListRecords([record] * 8), num_frames=2, fps=4.0, image_size=8, train=train, seed=seed
     )
     indices = range(8)
     assert crop_offsets(make(False), axis, indices) == [8] * 8  # evaluation: the centre, (24 - 8) / 2
@@ -151,14 +135,16 @@ def test_actions_are_resampled_to_the_sampled_frames():
     frames = [video.encode_jpeg(np.full((8, 8, 3), 10 * i, np.uint8)) for i in range(12)]
     actions = np.arange(11, dtype=np.float32)[:, None] * [1.0, 10.0]  # row i takes frame i to i + 1
     fast = {"frames": frames, "fps": 8.0, "actions": actions}
-    source = ClipSource(_Records([fast]), num_frames=4, fps=4.0, image_size=8, train=False)
+    source = ClipSource(ListRecords([fast]), num_frames=4, fps=4.0, image_size=8, train=False)
     # 4 fps from 8 fps: frames 0, 2, 4, 6, so row k is the sum of rows 2k and 2k + 1.
     np.testing.assert_array_equal(source[0]["actions"], actions[0:6].reshape(3, 2, 2).sum(1))
-    same_rate = ClipSource(_Records([dict(fast, fps=4.0)]), num_frames=4, fps=4.0, image_size=8, train=False)
+    same_rate = ClipSource(
+        ListRecords([dict(fast, fps=4.0)]), num_frames=4, fps=4.0, image_size=8, train=False
+    )
     np.testing.assert_array_equal(same_rate[0]["actions"], actions[:3])
     # Too few rows for the window: a bad record, skipped and counted like any other.
     short = ClipSource(
-        _Records([dict(fast, actions=actions[:5])] * 2), num_frames=4, fps=4.0, image_size=8, train=False
+        ListRecords([dict(fast, actions=actions[:5])] * 2), num_frames=4, fps=4.0, image_size=8, train=False
     )
     with pytest.raises(records.BadDataError, match="actions: 5 rows at 8.0 fps for 4 frames"):
         short[0]
@@ -171,7 +157,10 @@ def test_training_clips_start_anywhere_in_a_longer_record_with_their_actions():
     frames = [video.encode_jpeg(np.full((8, 8, 3), level, np.uint8)) for level in levels]
     actions = np.arange(29, dtype=np.float32)[:, None]  # row i takes frame i to i + 1
     record = {"frames": frames, "fps": 10.0, "actions": actions}
-    make = lambda train: ClipSource(_Records([record] * 8), num_frames=4, fps=4.0, image_size=8, train=train)  # noqa: E731
+
+    def make(train):
+        return ClipSource(ListRecords([record] * 8), num_frames=4, fps=4.0, image_size=8, train=train)
+
     starts = []
     for index in range(8):
         clip = make(True)[index]

@@ -6,20 +6,7 @@ import pytest
 
 from data_pipelines import records, video
 from lawm.planning import eval_clips
-
-
-class _Records:
-    def __init__(self, items):
-        self.items = items
-
-    def __len__(self):
-        return len(self.items)
-
-    def __getitem__(self, index):
-        return self.items[index]
-
-    def where(self, index):
-        return f"record[{index}]"
+from tests.helpers import ListRecords
 
 
 def record(episode, num, value=0):
@@ -32,7 +19,7 @@ def record(episode, num, value=0):
 def test_episodes_spread_over_the_videos_with_seeded_starts():
     # Episode 0 has 3 records, 1 has one, 2 has two, 3 only one too short for a 4-frame clip.
     items = [record(0, 6), record(1, 9), record(0, 5), record(2, 4), record(0, 7), record(2, 8), record(3, 3)]
-    source = _Records(items)
+    source = ListRecords(items)
     chosen = eval_clips.sample(source, 6, num_frames=4, fps=4.0, seed=0)
     episodes = [items[i]["meta"]["source_id"] for i, _ in chosen]
     assert sorted(episodes) == sorted(["recon/train/0", "recon/train/1", "recon/train/2"] * 2)  # each twice

@@ -10,6 +10,7 @@ from scipy.spatial.transform import Rotation
 from data_pipelines import poses, records
 from data_pipelines.sources import clips
 from data_pipelines.tools import rlds
+from tests.helpers import ListRecords
 
 WORLD = np.array([0.03, -0.02, 0.01])  # a small rotation in the base frame, extrinsic xyz Euler angles
 
@@ -79,23 +80,9 @@ def test_compose_identities_and_bad_kinds():
     with pytest.raises(ValueError, match="action_kind must be one of"):
         poses.compose(rows, "quaternion")
     record = {"frames": [b"x"] * 4, "fps": 4.0, "actions": rows[:, :2], "meta": {"action_kind": "se2"}}
-    source = clips.ClipSource(_Records([record]), num_frames=2, fps=4.0, image_size=8, train=False)
+    source = clips.ClipSource(ListRecords([record]), num_frames=2, fps=4.0, image_size=8, train=False)
     with pytest.raises(records.RecordError, match=r"record\[0\]: actions: action_kind 'se2' needs rows of 3"):
         source._actions(record, 0.0, "record[0]")
-
-
-class _Records:
-    def __init__(self, items):
-        self.items = items
-
-    def __len__(self):
-        return len(self.items)
-
-    def __getitem__(self, index):
-        return self.items[index]
-
-    def where(self, index):
-        return f"record[{index}]"
 
 
 def test_held_out_hash_is_stable_uniform_and_names_match_paths():

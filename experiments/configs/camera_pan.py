@@ -35,8 +35,9 @@ def get_config(arg="noisy"):
     config = common.cpu_model(common.base_config(total_steps))
     config.model.world_model.residual = True  # predicts the change of state (as synthetic_eval.py)
     # The IDM reads each place's pair of states as one token: a global motion is then in every token from
-    # the first layer. With "tokens" pairing and one block the readout can only mix the two states
-    # linearly, and the pan stayed out of the latents (README "Real footage, known camera").
+    # the first layer. With "tokens" pairing and one block, the readout (a fixed query) pools each state's
+    # tokens separately, and pooled features hardly change under a pan: the pan stayed out of the latents
+    # (README "Real footage, known camera").
     config.model.idm.update(depth=2, pairing="channels")
     config.model.regularizer = dict(REGULARIZERS[arg])
     config.data.update(source="camera_pan", num_frames=16, fps=8.0, image_size=64)
