@@ -21,6 +21,7 @@ import time
 PRESETS = {
     "small": dict(width=384, depth=12, heads=6, frames=16, image_size=128),
     "vitl": dict(width=1024, depth=24, heads=16, frames=16, image_size=256),
+    "tiny": dict(width=64, depth=2, heads=4, frames=4, image_size=64),  # benchmarks/gpu_check.sh --tiny
 }
 
 
@@ -42,6 +43,7 @@ def main():
     parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--json", help="Also write the result to this JSON file.")
     args = parser.parse_args()
     p = PRESETS[args.preset]
 
@@ -100,25 +102,24 @@ def main():
     reference_times = timed(run_reference, args.runs, args.warmup)
     ours_clips = args.batch / statistics.median(ours_times)
     reference_clips = args.batch / statistics.median(reference_times)
-    print(
-        json.dumps(
-            {
-                "preset": args.preset,
-                **p,
-                "batch": args.batch,
-                "dtype": args.dtype,
-                "jax_device": str(jax.devices()[0].device_kind),
-                "torch_device": device,
-                "torch_threads": torch.get_num_threads(),
-                "runs": args.runs,
-                "ours_clips_per_s": round(ours_clips, 3),
-                "reference_clips_per_s": round(reference_clips, 3),
-                "ratio_ours_over_reference": round(ours_clips / reference_clips, 3),
-                "max_abs_diff": float(np.abs(ours - expected).max()),
-            },
-            indent=2,
-        )
-    )
+    result = {
+        "preset": args.preset,
+        **p,
+        "batch": args.batch,
+        "dtype": args.dtype,
+        "jax_device": str(jax.devices()[0].device_kind),
+        "torch_device": device,
+        "torch_threads": torch.get_num_threads(),
+        "runs": args.runs,
+        "ours_clips_per_s": round(ours_clips, 3),
+        "reference_clips_per_s": round(reference_clips, 3),
+        "ratio_ours_over_reference": round(ours_clips / reference_clips, 3),
+        "max_abs_diff": float(np.abs(ours - expected).max()),
+    }
+    print(json.dumps(result, indent=2))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=2)
 
 
 if __name__ == "__main__":

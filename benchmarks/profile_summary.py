@@ -22,6 +22,7 @@ from absl import app, flags
 
 _STEPS = flags.DEFINE_integer("steps", 5, "Steps in the traced chunk (train_step.py's --steps).")
 _TOP = flags.DEFINE_integer("top", 25, "Kernels to list.")
+_JSON = flags.DEFINE_string("json", None, "Also write the per-kind times to this JSON file.")
 
 KINDS = (  # first match wins; matched against the lower-cased kernel name
     ("attention", ("flash", "fmha", "cudnn", "attention", "sdpa")),
@@ -67,7 +68,8 @@ def device_events(trace: dict) -> list[dict]:
     return [e for e in events if e.get("ph") == "X" and "dur" in e and keep(e)]
 
 
-def summarise(events: list[dict], steps: int, top: int) -> str:
+def tally(events: list[dict]):
+    """Microseconds by kind, microseconds by kernel name, calls by kernel name."""
     by_kind: collections.Counter = collections.Counter()
     by_name: collections.Counter = collections.Counter()
     counts: collections.Counter = collections.Counter()
@@ -75,6 +77,24 @@ def summarise(events: list[dict], steps: int, top: int) -> str:
         by_kind[kind_of(event["name"])] += event["dur"]
         by_name[event["name"]] += event["dur"]
         counts[event["name"]] += 1
+    return by_kind, by_name, counts
+
+
+def as_record(events: list[dict], steps: int, top: int) -> dict:
+    """The summary's numbers: busy ms per step, and ms per step by kind and for the top kernels."""
+    by_kind, by_name, _ = tally(events)
+    total = sum(by_kind.values())
+    return dict(
+        steps=steps,
+        events=len(events),
+        busy_ms_per_step=total / steps / 1e3,
+        kinds_ms_per_step={kind: us / steps / 1e3 for kind, us in by_kind.most_common()},
+        top_kernels_ms_per_step={name: us / steps / 1e3 for name, us in by_name.most_common(top)},
+    )
+
+
+def summarise(events: list[dict], steps: int, top: int) -> str:
+    by_kind, by_name, counts = tally(events)
     total = sum(by_kind.values()) or 1.0
     lines = [f"device busy time per step: {total / steps / 1e3:.1f} ms ({len(events)} events, {steps} steps)"]
     lines += ["", "| kind | ms per step | share |", "|---|---|---|"]
@@ -95,7 +115,11 @@ def main(argv):
     with gzip.open(path, "rt") as f:
         trace = json.load(f)
     print(f"trace: {path}")
-    print(summarise(device_events(trace), _STEPS.value, _TOP.value))
+    events = device_events(trace)
+    print(summarise(events, _STEPS.value, _TOP.value))
+    if _JSON.value:
+        with open(_JSON.value, "w") as f:
+            json.dump({"trace": str(path), **as_record(events, _STEPS.value, _TOP.value)}, f, indent=2)
 
 
 if __name__ == "__main__":

@@ -22,11 +22,13 @@ and prints the compiled executable's per-device memory; `--devices=N` simulates 
 
 Where the time goes: the frozen encoder's forward is also timed alone on the same batch; `--profile=DIR`
 traces one more chunk (jax.profiler, Perfetto JSON) for `benchmarks/profile_summary.py DIR`, which splits
-the device time by kernel kind. `benchmarks/sweep.sh` runs this under several compute switches.
+the device time by kernel kind. `benchmarks/sweep.sh` runs this under several compute switches;
+`--json=PATH` also writes the numbers (with the device's peak memory) for `benchmarks/gpu_check.sh`.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import statistics
 import sys
@@ -48,6 +50,7 @@ _MESH_FSDP = flags.DEFINE_integer("mesh_fsdp", None, "Override mesh.fsdp (the re
 _PROFILE = flags.DEFINE_string(
     "profile", None, "Trace one more chunk into this folder (jax.profiler, with a Perfetto JSON trace)."
 )
+_JSON = flags.DEFINE_string("json", None, "Also write the run's numbers to this JSON file.")
 
 
 def data_frames(config) -> int:
@@ -97,6 +100,28 @@ def gib(n: float) -> str:
     return f"{n / 2**30:.2f}"
 
 
+def compiled_memory_bytes(compiled) -> int | None:
+    """Per-device bytes of a compiled step: arguments + outputs - aliased + temporaries (None if unknown)."""
+    try:
+        m = compiled.memory_analysis()
+    except Exception:  # some backends do not implement it
+        return None
+    if m is None:
+        return None
+    return m.argument_size_in_bytes + m.output_size_in_bytes - m.alias_size_in_bytes + m.temp_size_in_bytes
+
+
+def peak_memory_bytes() -> int | None:
+    """The first device's allocator peak so far (GPU/TPU); None where the backend keeps no stats (CPU)."""
+    import jax
+
+    try:
+        stats = jax.devices()[0].memory_stats()
+    except Exception:  # not implemented on every backend
+        return None
+    return int(stats["peak_bytes_in_use"]) if stats and "peak_bytes_in_use" in stats else None
+
+
 def memory_table(config, frames: int):
     import jax
 
@@ -108,9 +133,7 @@ def memory_table(config, frames: int):
         train_step, state, frozen, batch, _, _ = prepare(config, per_device, frames, abstract=True)
         compiled = train_step.lower(state, frozen, batch).compile()
         m = compiled.memory_analysis()
-        peak = (
-            m.argument_size_in_bytes + m.output_size_in_bytes - m.alias_size_in_bytes + m.temp_size_in_bytes
-        )
+        peak = compiled_memory_bytes(compiled)
         print(
             f"| {per_device} | {gib(m.argument_size_in_bytes)} | {gib(m.output_size_in_bytes)} | "
             f"{gib(m.alias_size_in_bytes)} | {gib(m.temp_size_in_bytes)} | **{gib(peak)}** |"
@@ -181,6 +204,10 @@ def benchmark(config, per_device_batch: int, frames: int):
     achieved = model.model / step_s / devices
     peak = hardware.peak_flops(jax.devices()[0])
     compute = dict(config.model.get("compute", {}))
+    measured, estimated = peak_memory_bytes(), compiled_memory_bytes(compiled)
+    memory = f"{gib(measured)} GiB measured peak" if measured is not None else "not reported by this backend"
+    if estimated is not None:
+        memory += f"; compiled step {gib(estimated)} GiB (arguments + outputs - aliased + temporaries)"
     rows = [
         ("device", f"{devices} x {jax.devices()[0].device_kind}"),
         ("config", f"batch {batch_size} ({per_device_batch}/device) x {frames} frames, compute {compute}"),
@@ -199,10 +226,34 @@ def benchmark(config, per_device_batch: int, frames: int):
         ("achieved TFLOP/s per device", f"{achieved / 1e12:.2f}"),
         ("MFU", f"{achieved / peak:.1%}" if peak else "n/a (no bf16 peak known for this device)"),
         ("executed FLOPs per device: analytic vs XLA", xla_check(config, executed, xla)),
+        ("device memory", memory),
         ("loss after the timed steps", f"{float(metrics['loss']):.5f}"),
     ]
     for name, value in rows:
         print(f"{name:34s} {value}")
+    if _JSON.value:
+        record = dict(
+            device=jax.devices()[0].device_kind,
+            devices=devices,
+            per_device_batch=per_device_batch,
+            batch=batch_size,
+            frames=frames,
+            compute=compute,
+            compile_s=compile_s,
+            step_s=step_s,
+            chunks_s=chunks,
+            clips_per_s_per_device=per_device_batch / step_s,
+            encoder_s=encoder_s,
+            model_flops=model.model,
+            tflops_per_device=achieved / 1e12,
+            mfu=achieved / peak if peak else None,
+            xla_flops=xla,
+            peak_memory_bytes=measured,
+            compiled_memory_bytes=estimated,
+            loss=float(metrics["loss"]),
+        )
+        with open(_JSON.value, "w") as f:
+            json.dump(record, f, indent=2)
 
 
 def main(argv):
