@@ -14,11 +14,12 @@ COMMAND:  lawm-train --config=experiments/configs/videos.py --workdir=/tmp/lawm_
           ARG `paper`: the paper's model and clips (lawm_yt1b.py:noisy-high: ViT-L, 256 px, 16 frames at
           4 fps, batch 1024) on the same videos, for an accelerator; any lawm_yt1b preset works
           (videos.py:sparse-mid, ...).
-RUNTIME:  small (the default): 1000 steps of batch 8, about 5 minutes on 2 CPU cores from records, longer
-          from video files (decoding; README "Train on your own videos").
-EXPECTED: WORKDIR/eval/1000.json: own_over_shuffled < 1 on the held-out videos (the latents carry each
-          clip's own motion); what a run prints: README "Train on your own videos". With a known camera
-          motion to check against: experiments/configs/camera_pan.py.
+RUNTIME:  small (the default): 1000 steps of batch 8; from records, about 3 minutes on 2 CPU cores with
+          --config.data.num_frames=8 (README "Train on your own videos"); from video files, decoding
+          dominates (a 4 s window of 720p H.264: ~1 s per clip per core, benchmarks/RESULTS.md).
+EXPECTED: WORKDIR/eval/1000.json: own_over_shuffled below 1 on held-out videos needs hours of footage; on
+          the 15 s of the tests' real videos the model memorises its clips (README "Train on your own
+          videos"). With a known camera motion to learn: experiments/configs/camera_pan.py.
 """
 
 from __future__ import annotations
