@@ -106,14 +106,22 @@ def measure_video_folder(clips: int, batch: int, path: str, repeats: int = 3) ->
             )
         raw_rates.append(clips / (time.perf_counter() - start))
         data = pipeline.train_dataset(make_source(), global_batch=batch, seed=0, num_threads=1, prefetch=2)
-        iterator = iter(data)
-        start = time.perf_counter()
-        for _ in range(clips // batch):
-            next(iterator)
-        pipeline_rates.append((clips // batch) * batch / (time.perf_counter() - start))
+        pipeline_rates.append(pipeline_rate(data, clips, batch))
     return summary("video_folder", raw_rates, pipeline_rates) | {
         "scene_cuts": getattr(source, "scene_cuts", None)
     }
+
+
+def pipeline_rate(data, clips: int, batch: int) -> float:
+    """clips/s of `clips // batch` batches from a fresh iterator, closed afterwards: an open prefetching
+    iterator keeps decoding in the background and slowed the next raw measurement (ratios of 1.4 before)."""
+    iterator = iter(data)
+    start = time.perf_counter()
+    for _ in range(clips // batch):
+        next(iterator)
+    rate = (clips // batch) * batch / (time.perf_counter() - start)
+    iterator.close()
+    return rate
 
 
 def summary(kind: str, raw_rates: list[float], pipeline_rates: list[float]) -> dict:
@@ -146,11 +154,7 @@ def measure(kind: str, clips: int, batch: int, repeats: int = 3, path: str | Non
                 records.RecordSource(folder), num_frames=16, fps=4.0, image_size=256, train=True
             )
             data = pipeline.train_dataset(source, global_batch=batch, seed=0, num_threads=1, prefetch=2)
-            iterator = iter(data)
-            start = time.perf_counter()
-            for _ in range(clips // batch):
-                next(iterator)
-            pipeline_rates.append((clips // batch) * batch / (time.perf_counter() - start))
+            pipeline_rates.append(pipeline_rate(data, clips, batch))
     return summary(kind, raw_rates, pipeline_rates)
 
 
