@@ -33,6 +33,7 @@ setup(
         "einops>=0.8.2",
         "numpy>=2.4.6",
         "pillow>=13.0.0",  # evaluation picture grids (PNG)
+        "pyarrow>=26.0.1",  # lawm-latents writes Parquet
     ],
     extras_require={
         "test": [
@@ -52,6 +53,9 @@ setup(
             "lawm-plan = experiments.plan:run",
             "lawm-convert-vjepa2 = experiments.convert_vjepa2:run",
             "lawm-prepare = data_pipelines.tools.prepare:run",
+            "lawm-transfer = experiments.transfer:run",
+            "lawm-latents = experiments.latents:run",
+            "lawm-export = experiments.export:run",
         ]
     },
 )

@@ -7,7 +7,10 @@ Layers, lowest first; a module imports only from its own layer or below (tests/t
              weights, config (model settings, resolved once), files (atomic writes), runs (a run's
              workdir), and data_pipelines/
   systems    systems/: what a task trains (world_model, decoder, controller), behind one protocol
-  engine     step, train, flops; evals/ (evaluators + lawm-eval's runner); planning/ (CEM, protocols)
+  engine     step, train, flops; evals/ (evaluators + lawm-eval's runner); planning/ (CEM, protocols);
+             a trained model put to use: api (on any video), export (its params: a workdir or a portable
+             export folder), transfer_video (lawm-transfer), latent_table (lawm-latents), and this
+             package's `load` (lawm.api.load, imported when called)
   entry      experiments/ (command-line programs and configs), never imported by the library
 
 Dimension keys. Array names end in their shape (`states_BTNE`); one letter means one thing everywhere:
@@ -25,3 +28,12 @@ Dimension keys. Array names end in their shape (`states_BTNE`); one letter means
   G  values a decoder token is unpatchified into     X  position dims of a trajectory (2 or 3)
   Y  conditioning width (AdaLN-zero's per-step input: the world model's cond_dim)
 """
+
+
+def load(path, step: int | None = None, decoder=None):
+    """A trained world model, ready for any video (lawm.api.Model): `path` is a lawm-train workdir (its
+    latest checkpoint, or `step`) or a lawm-export folder; `decoder` a decoder run (or an export holding
+    one) for pictures. Imported when called, so `import lawm` stays light."""
+    from lawm import api
+
+    return api.load(path, step=step, decoder=decoder)

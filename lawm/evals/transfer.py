@@ -22,7 +22,13 @@ from lawm.evals import common, pictures
 
 
 @functools.lru_cache(maxsize=16)
-def _transfer_fn(system, context: int, horizon: int):
+def transfer_fn(system, context: int, horizon: int):
+    """The jitted computation, `(params, video (B, F, H, W, 3)) -> (errors, rollouts, states, latents)`,
+    for each clip b (A) and its partner b-1 (B): errors {"original", "cycled"} (B,); rollouts {"idm",
+    "transfer_on_B", "cycled"} (B, horizon, N, E); A's states (B, T, N, E); latents {"A": z on A,
+    "cycled": the latents the cycled rollout is given} (B, context + horizon - 1, L). `lawm.api`'s
+    `Model.transfer` runs it on the pair (A, B)."""
+
     @jax.jit
     def run(params, video):
         states_a = system.encode(params, video)
@@ -46,7 +52,8 @@ def _transfer_fn(system, context: int, horizon: int):
             "original": common.l1_per_step(original, target).mean(1),
             "cycled": common.l1_per_step(cycled, target).mean(1),
         }
-        return errors, {"idm": original, "transfer_on_B": on_b, "cycled": cycled}, states_a
+        rollouts = {"idm": original, "transfer_on_B": on_b, "cycled": cycled}
+        return errors, rollouts, states_a, {"A": z_a[:, :end], "cycled": cycled_latents}
 
     return run
 
@@ -71,7 +78,7 @@ def evaluate(
             raise ValueError(
                 f"transfer: context_steps ({c}) + horizon ({horizon}) must fit the clip's {steps} states"
             )
-        errors, rollouts, states = _transfer_fn(system, c, horizon)(params, video)
+        errors, rollouts, states, _ = transfer_fn(system, c, horizon)(params, video)
         for name, value in errors.items():
             sums.setdefault(f"error_{name}", []).append(np.asarray(value))
         if context.decoder is not None:
