@@ -65,10 +65,10 @@ def schema(model):
     return pa.schema(fields)
 
 
-def clip_starts(model, path) -> list[float]:
-    """Start times of the clips that fit the video (consecutive clips share one state)."""
-    with video_folder.open_video(path) as opened:
-        info = video.probe(opened, where=path)
+def clip_starts(model, path, source) -> list[float]:
+    """Start times of the clips that fit the video (consecutive clips share one state); `source`: what
+    video_folder.whole_video gives for `path`."""
+    info = video.probe(source, where=path)
     last_s = info.duration_s - (1.0 / info.fps if info.fps > 0 else 0.0)
     span_s = (model.clip_frames - 1) / model.fps
     step_s = (model.clip_states - 1) * model.frames_per_state / model.fps
@@ -84,24 +84,24 @@ def video_table(model, path, table_schema, batch_size: int):
     import pyarrow as pa
 
     h, w = model.image_hw
-    starts = clip_starts(model, path)
+    source = video_folder.whole_video(path)  # a remote video is read once, not once per clip
+    starts = clip_starts(model, path, source)
     columns = {name: [] for name in table_schema.names}
     steps = model.clip_states - 1
     for first in range(0, len(starts), batch_size):
         chunk = starts[first : first + batch_size]
         clips = []
         for start in chunk:
-            with video_folder.open_video(path) as opened:
-                clips.append(
-                    video.decode_clip(
-                        opened,
-                        num_frames=model.clip_frames,
-                        fps=model.fps,
-                        start_s=start,
-                        size=h if h == w else None,
-                        where=path,
-                    )
+            clips.append(
+                video.decode_clip(
+                    source,
+                    num_frames=model.clip_frames,
+                    fps=model.fps,
+                    start_s=start,
+                    size=h if h == w else None,
+                    where=path,
                 )
+            )
         latents, raw = model.clip_latents(clips)
         statistics = model.latent_statistics(raw)
         for b, start in enumerate(chunk):

@@ -141,13 +141,12 @@ def image_hw(data_config) -> tuple[int, int]:
 def check_paths(data_config) -> None:
     """Fails, naming the field, when the chosen source lacks the paths it reads (before any compute)."""
     source = _check_source(data_config)
-    if source == "camera_pan":
-        source = _panned(data_config)
-    if source == "synthetic":
+    read = _panned(data_config) if source == "camera_pan" else source  # the source whose files are read
+    if read == "synthetic":
         return
-    if source == "records":
+    if read == "records":
         fields = [f"paths.{split}" for split in ("train", "eval")]
-    elif source == "video_folder":
+    elif read == "video_folder":
         fields = [f"videos.{split}" for split in ("train", "eval")]
     elif data_config.yt_temporal.get("mode", "videos") == "clips":
         fields = [f"yt_temporal.records.{split}" for split in ("train", "eval")]

@@ -105,6 +105,17 @@ def list_videos(videos: str | os.PathLike | Sequence[str | os.PathLike]) -> list
     return paths
 
 
+def whole_video(path: str):
+    """What to decode many clips of one video from: a local path as is; a remote video's bytes, read once,
+    so every clip seeks in memory instead of issuing remote range reads."""
+    if not is_remote(path):
+        return path
+    try:
+        return epath.Path(path).read_bytes()
+    except OSError as e:
+        raise video.VideoError(f"{path}: cannot read: {e}") from None
+
+
 @contextlib.contextmanager
 def open_video(path: str):
     """What PyAV should open: a local path as is (FFmpeg reads it), a remote one as an epath file object."""

@@ -53,7 +53,6 @@ import math
 import os
 import sys
 
-from etils import epath
 from tqdm import tqdm
 
 from data_pipelines import records, scenes, video
@@ -105,13 +104,7 @@ def _layout(path: str, source, params: dict) -> tuple[list[tuple[float, int | No
 def video_clips(path: str, params: dict, counts: dict | None = None):
     """The clip records of one video, in time order; VideoError when it cannot be read. `counts` gets the
     video's {cuts, clips_dropped} once its cuts are known."""
-    if video_folder.is_remote(path):
-        try:  # one read, then every clip seeks in memory instead of issuing remote range reads
-            source = epath.Path(path).read_bytes()
-        except OSError as e:
-            raise video.VideoError(f"{path}: cannot read: {e}") from None
-    else:
-        source = path
+    source = video_folder.whole_video(path)
     starts, found, error = _layout(path, source, params)
     if counts is not None:
         counts.update(found)
